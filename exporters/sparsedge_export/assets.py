@@ -250,6 +250,11 @@ def skimage_image(name: str = "chelsea.png", offline: bool | None = None) -> Pat
         name += ".png"
     folder = cache_dir() / "skimage"
     dest = folder / name
+    index = folder / "index.json"
+    if not dest.is_file() and index.is_file():
+        known = json.loads(index.read_text(encoding="utf-8"))
+        if name not in known:  # the wheel was already unpacked: no need to fetch again
+            raise AssetError(f"{name} is not among scikit-image's bundled images: {', '.join(known)}")
 
     def fetch(dest: Path) -> None:
         with _scratch() as tmp:
@@ -260,6 +265,8 @@ def skimage_image(name: str = "chelsea.png", offline: bool | None = None) -> Pat
                            and "/" not in m[len(SKIMAGE_DATA_PREFIX):]]
                 for member in members:
                     _extract_member(archive, member, folder / Path(member).name)
+            with atomic_writer(index) as out:
+                out.write(json.dumps(sorted(Path(m).name for m in members)).encode("utf-8"))
             if not dest.is_file():
                 names = ", ".join(sorted(Path(m).name for m in members))
                 raise AssetError(f"{name} is not among scikit-image's bundled images: {names}")

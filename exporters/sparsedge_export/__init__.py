@@ -1,0 +1,1 @@
+"""sparsedge exporter: pure-Python tools that write models for the sparsedge runtime."""
