@@ -1,0 +1,162 @@
+// Start-up dispatch: detect the CPU once, build the KernelTable from the
+// family `.inc` lists. SPARSEDGE_ISA=scalar|sse2|avx2|avx512f|neon|wasmsimd
+// may force a lower (supported) ISA, so a wrong result can be bisected.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/kernels.h"
+#include "kernels/ukernels.h"
+
+namespace sde {
+namespace {
+
+#if SDE_ARCH_X86 && (defined(__GNUC__) || defined(__clang__))
+// OS support for saving the YMM (and ZMM) state: XCR0 via xgetbv.
+unsigned long long read_xcr0() {
+  unsigned int eax, ebx, ecx, edx;
+  __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(1), "c"(0));
+  if ((ecx & (1u << 27)) == 0) return 0;  // no OSXSAVE
+  unsigned int lo, hi;
+  __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+  return (static_cast<unsigned long long>(hi) << 32) | lo;
+}
+#endif
+
+bool detect(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+#if SDE_ARCH_X86 && (defined(__GNUC__) || defined(__clang__))
+    case Isa::kSse2:
+      return __builtin_cpu_supports("sse2");
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             (read_xcr0() & 0x6) == 0x6;
+    case Isa::kAvx512f:
+      return __builtin_cpu_supports("avx512f") && (read_xcr0() & 0xE6) == 0xE6;
+#endif
+#if SDE_ARCH_ARM64
+    case Isa::kNeon:
+      return true;
+#endif
+    default:
+      return false;
+  }
+}
+
+// Position of an ISA within its architecture's ladder; a kernel of ISA `k`
+// may serve a table of ISA `t` if both are on the ladder and rank(k) <= rank(t).
+int rank(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return 0;
+    case Isa::kSse2: return 1;
+    case Isa::kAvx2: return 2;
+    case Isa::kAvx512f: return 3;
+    case Isa::kNeon: return 1;
+    case Isa::kWasmSimd: return 1;
+  }
+  return 0;
+}
+
+bool usable_for(Isa kernel, Isa table) {
+  if (kernel == Isa::kScalar) return true;
+  const bool x86_k = kernel == Isa::kSse2 || kernel == Isa::kAvx2 || kernel == Isa::kAvx512f;
+  const bool x86_t = table == Isa::kSse2 || table == Isa::kAvx2 || table == Isa::kAvx512f;
+  if (x86_k && x86_t) return rank(kernel) <= rank(table);
+  return kernel == table;
+}
+
+KernelTable build_table(Isa isa) {
+  KernelTable t;
+  t.isa = isa;
+  if (!isa_supported(isa)) return t;
+  // Within the lists, entries are in ascending ISA order; the last usable wins.
+#define SDE_GEMM_UKERNEL(fn, mr_, nr_, isa_)      \
+  if (usable_for(isa_, isa)) {                     \
+    t.gemm.ukernel = fn;                           \
+    t.gemm.mr = mr_;                               \
+    t.gemm.nr = nr_;                               \
+    t.gemm.name = #fn;                             \
+    t.gemm.isa = isa_;                             \
+  }
+#include "kernels/f32-gemm/f32-gemm.inc"
+#undef SDE_GEMM_UKERNEL
+#define SDE_DWCONV_UKERNEL(fn, k_, s_, isa_)                \
+  if (usable_for(isa_, isa)) {                               \
+    if (k_ == 3 && s_ == 1) t.dwconv.k3s1 = fn;              \
+    if (k_ == 3 && s_ == 2) t.dwconv.k3s2 = fn;              \
+    if (k_ == 5 && s_ == 1) t.dwconv.k5s1 = fn;              \
+    if (k_ == 5 && s_ == 2) t.dwconv.k5s2 = fn;              \
+    t.dwconv.name = isa_name(isa_);                          \
+    t.dwconv.isa = isa_;                                     \
+  }
+#include "kernels/f32-dwconv2d-chw/f32-dwconv2d-chw.inc"
+#undef SDE_DWCONV_UKERNEL
+  return t;
+}
+
+Isa best_isa() {
+  const Isa ladder[] = {Isa::kAvx512f, Isa::kAvx2, Isa::kSse2, Isa::kNeon, Isa::kWasmSimd};
+  for (Isa isa : ladder) {
+    if (isa_supported(isa)) return isa;
+  }
+  return Isa::kScalar;
+}
+
+Isa chosen_isa() {
+  Isa isa = best_isa();
+  const char* env = std::getenv("SPARSEDGE_ISA");
+  if (env != nullptr && env[0] != '\0') {
+    const Isa all[] = {Isa::kScalar, Isa::kSse2, Isa::kAvx2, Isa::kAvx512f, Isa::kNeon,
+                       Isa::kWasmSimd};
+    bool found = false;
+    for (Isa cand : all) {
+      if (std::strcmp(env, isa_name(cand)) == 0) {
+        found = true;
+        if (isa_supported(cand)) {
+          isa = cand;  // supported implies not above the detected best
+        } else {
+          std::fprintf(stderr, "sparsedge: SPARSEDGE_ISA=%s not supported here, using %s\n",
+                       env, isa_name(isa));
+        }
+      }
+    }
+    if (!found) {
+      std::fprintf(stderr, "sparsedge: unknown SPARSEDGE_ISA=%s, using %s\n", env,
+                   isa_name(isa));
+    }
+  }
+  return isa;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar: return "scalar";
+    case Isa::kSse2: return "sse2";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kAvx512f: return "avx512f";
+    case Isa::kNeon: return "neon";
+    case Isa::kWasmSimd: return "wasmsimd";
+  }
+  return "unknown";
+}
+
+bool isa_supported(Isa isa) {
+  static const bool supported[6] = {detect(Isa::kScalar),  detect(Isa::kSse2),
+                                    detect(Isa::kAvx2),    detect(Isa::kAvx512f),
+                                    detect(Isa::kNeon),    detect(Isa::kWasmSimd)};
+  const int i = static_cast<int>(isa);
+  return i >= 0 && i < 6 && supported[i];
+}
+
+KernelTable kernels_for(Isa isa) { return build_table(isa); }
+
+const KernelTable& kernels() {
+  static const KernelTable table = build_table(chosen_isa());
+  return table;
+}
+
+}  // namespace sde

@@ -1,0 +1,84 @@
+// Kernel families and the dispatch table.
+//
+// Every kernel family has one `.inc` list (e.g. f32-gemm/f32-gemm.inc) that
+// names each variant with its tile and ISA. The list feeds the declarations
+// below, the start-up dispatch (dispatch.cc), the kernel tests and the kernel
+// benchmarks, so no kernel exists that is not tested and timed.
+//
+// Layout convention: activations are NCHW (CHW per image). A 1x1 convolution
+// is Y[Cout, HW] = W[Cout, Cin] * X[Cin, HW]: the weight matrix is the packed
+// left operand "A", the activations are the row-major right operand "B" and
+// SIMD runs along HW (the "N" dimension).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sde {
+
+enum class Isa : int { kScalar = 0, kSse2, kAvx2, kAvx512f, kNeon, kWasmSimd };
+const char* isa_name(Isa isa);
+
+// ---------------------------------------------------------------------------
+// f32-gemm: C[mr x nc] (op)= clamp(bias + A_packed[mr x kc] * B[kc x nc])
+//
+// a_packed: one panel of MR rows packed k-major: a_packed[k * MR + r] holds
+//           A[r, k]; rows r >= mr are zero (the panel is always MR wide).
+// b:        row-major, row k starts at b + k * ldb (floats); nc columns used.
+// c:        row-major, row r starts at c + r * ldc; only mr rows x nc columns
+//           are written, never beyond.
+// bias:     mr floats, or nullptr for zero. Added only when `accumulate` is 0.
+// accumulate: 0 = C is overwritten; 1 = C holds a partial sum that is added to
+//           (K blocking).
+// min/max:  clamp applied to the result (pass -inf/+inf for none).
+// nc may be any value >= 1; the kernel loops over its NR-wide column tiles and
+// handles the remainder itself (masked or scalar).
+typedef void (*f32_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc,
+                                    const float* a_packed, const float* b, size_t ldb,
+                                    float* c, size_t ldc, const float* bias,
+                                    int accumulate, float min, float max);
+
+// ---------------------------------------------------------------------------
+// f32-dwconv2d-chw: one channel of a depthwise convolution, CHW layout.
+//
+// in:   the zero-padded input plane; row y starts at in + y * in_stride.
+//       It has (out_h - 1) * S + K rows and every row has at least
+//       (out_w - 1) * S + K valid columns, plus 32 readable floats of slack
+//       after them (the caller allocates the slack; its values are unspecified).
+// w:    K*K weights, row-major.  bias: scalar.
+// out:  row y starts at out + y * out_stride; exactly out_w columns written.
+typedef void (*f32_dwconv2d_chw_fn)(size_t out_h, size_t out_w, const float* in,
+                                    size_t in_stride, const float* w, float bias,
+                                    float* out, size_t out_stride, float min,
+                                    float max);
+
+struct GemmConfig {
+  f32_gemm_ukernel_fn ukernel = nullptr;
+  size_t mr = 0;  // rows per packed panel
+  size_t nr = 0;  // natural column tile (for blocking/threading decisions)
+  const char* name = "";
+  Isa isa = Isa::kScalar;  // ISA of the chosen kernel (a table may reuse a lower ISA's)
+};
+
+struct DwConvConfig {
+  f32_dwconv2d_chw_fn k3s1 = nullptr, k3s2 = nullptr, k5s1 = nullptr, k5s2 = nullptr;
+  const char* name = "";
+  Isa isa = Isa::kScalar;  // ISA of the chosen kernels
+};
+
+// The table chosen once at start-up (CPUID, SPARSEDGE_ISA=scalar|sse2|avx2|...).
+struct KernelTable {
+  Isa isa = Isa::kScalar;
+  GemmConfig gemm;
+  DwConvConfig dwconv;
+};
+
+// Thread-safe, initialised on first use. SPARSEDGE_ISA may only lower the ISA;
+// asking for one the CPU lacks is ignored with the detected one kept.
+const KernelTable& kernels();
+// For tests and benchmarks: the table for a given ISA (nullptr fields where
+// the ISA is not compiled in or not supported by this CPU).
+KernelTable kernels_for(Isa isa);
+bool isa_supported(Isa isa);
+
+}  // namespace sde

@@ -1,0 +1,22 @@
+// Declarations of every microkernel, generated from the family `.inc` lists
+// (the same lists feed dispatch.cc, the tests and the benchmarks).
+#pragma once
+
+#include "kernels/kernels.h"
+
+namespace sde {
+
+#define SDE_GEMM_UKERNEL(fn, mr, nr, isa)                                              \
+  void fn(size_t mr_, size_t nc, size_t kc, const float* a_packed, const float* b,     \
+          size_t ldb, float* c, size_t ldc, const float* bias, int accumulate, float min, \
+          float max);
+#include "kernels/f32-gemm/f32-gemm.inc"
+#undef SDE_GEMM_UKERNEL
+
+#define SDE_DWCONV_UKERNEL(fn, k, s, isa)                                                 \
+  void fn(size_t out_h, size_t out_w, const float* in, size_t in_stride, const float* w, \
+          float bias, float* out, size_t out_stride, float min, float max);
+#include "kernels/f32-dwconv2d-chw/f32-dwconv2d-chw.inc"
+#undef SDE_DWCONV_UKERNEL
+
+}  // namespace sde
