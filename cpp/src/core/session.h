@@ -1,0 +1,81 @@
+// A loaded, optimised model ready to run: the object every face wraps.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/model.h"
+#include "core/tensor.h"
+
+namespace sde {
+
+class Op;
+class ThreadPool;
+struct Plan;
+
+struct SessionOptions {
+  size_t threads = 1;
+  bool optimize = true;  // constant folding and fusions (off only for debugging)
+};
+
+// One line per executed node, for `sparsedge inspect` and tests.
+struct NodeSummary {
+  std::string name, op_type, domain, kernel;
+  std::vector<std::string> inputs, outputs;
+};
+
+class Session {
+ public:
+  static std::unique_ptr<Session> from_file(const std::string& path, const SessionOptions& options);
+  static std::unique_ptr<Session> from_bytes(const uint8_t* data, size_t size,
+                                             const SessionOptions& options);
+  Session(Model model, const SessionOptions& options);
+  ~Session();
+
+  const std::vector<ValueInfo>& inputs() const { return inputs_; }
+  const std::vector<ValueInfo>& outputs() const { return outputs_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  std::vector<NodeSummary> nodes() const;
+  size_t threads() const;
+
+  // Runs the model. `feeds` pairs input names with tensors (never modified).
+  // Returns the requested outputs (all when `output_names` is empty) as views
+  // into the session's memory, valid until the next run() or destruction.
+  // Not thread-safe for concurrent runs on one session (it serialises them).
+  std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                          const std::vector<std::string>& output_names);
+
+ private:
+  struct CompiledNode {
+    std::unique_ptr<Op> op;
+    std::vector<int> inputs;   // value ids, -1 for omitted
+    std::vector<int> outputs;  // value ids
+  };
+  struct Value {
+    std::string name;
+    Tensor constant;  // defined for initializers and folded values
+    int graph_input = -1;
+  };
+
+  void compile(Model& model);
+  int value_id(const std::string& name);
+  const Plan& plan_for(const std::vector<Shape>& input_shapes);
+  std::unique_ptr<Plan> make_plan(const std::vector<Shape>& input_shapes);
+
+  SessionOptions options_;
+  std::vector<ValueInfo> inputs_, outputs_;
+  std::map<std::string, std::string> metadata_;
+  std::vector<Value> values_;
+  std::map<std::string, int> value_ids_;
+  std::vector<CompiledNode> nodes_;
+  std::vector<int> output_ids_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
+  std::mutex run_mutex_;
+};
+
+}  // namespace sde

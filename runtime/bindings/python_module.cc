@@ -1,0 +1,199 @@
+// sparsedge._core: converts between NumPy arrays and core tensors and maps
+// core status codes to the Python exception classes in sparsedge/errors.py.
+// No model logic lives here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+
+#include "core/session.h"
+#include "kernels/kernels.h"
+#include "ops/op.h"
+
+namespace py = pybind11;
+using namespace sde;
+
+namespace {
+
+[[noreturn]] void raise_error(const Error& e) {
+  const char* cls = "SparsedgeError";
+  switch (e.code()) {
+    case StatusCode::kInvalidArgument: cls = "InvalidArgumentError"; break;
+    case StatusCode::kInvalidModel: cls = "InvalidModelError"; break;
+    case StatusCode::kUnsupported: cls = "UnsupportedError"; break;
+    case StatusCode::kFileNotFound: cls = "ModelFileNotFoundError"; break;
+    case StatusCode::kOutOfMemory: cls = "OutOfMemoryError"; break;
+    default: break;
+  }
+  py::object errors = py::module_::import("sparsedge.errors");
+  PyErr_SetString(errors.attr(cls).ptr(), e.what());
+  throw py::error_already_set();
+}
+
+template <typename F>
+auto guarded(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    raise_error(e);
+  } catch (const std::bad_alloc&) {
+    raise_error(Error(StatusCode::kOutOfMemory, "out of memory"));
+  }
+}
+
+DType dtype_of(const py::dtype& dt) {
+  switch (dt.kind()) {
+    case 'f':
+      if (dt.itemsize() == 4) return DType::kFloat32;
+      if (dt.itemsize() == 8) return DType::kFloat64;
+      if (dt.itemsize() == 2) return DType::kFloat16;
+      break;
+    case 'i':
+      if (dt.itemsize() == 8) return DType::kInt64;
+      if (dt.itemsize() == 4) return DType::kInt32;
+      if (dt.itemsize() == 2) return DType::kInt16;
+      if (dt.itemsize() == 1) return DType::kInt8;
+      break;
+    case 'u':
+      if (dt.itemsize() == 1) return DType::kUInt8;
+      if (dt.itemsize() == 2) return DType::kUInt16;
+      if (dt.itemsize() == 4) return DType::kUInt32;
+      if (dt.itemsize() == 8) return DType::kUInt64;
+      break;
+    case 'b': return DType::kBool;
+  }
+  return DType::kUndefined;
+}
+
+py::dtype numpy_dtype(DType t) {
+  switch (t) {
+    case DType::kFloat32: return py::dtype("float32");
+    case DType::kFloat64: return py::dtype("float64");
+    case DType::kFloat16: return py::dtype("float16");
+    case DType::kInt64: return py::dtype("int64");
+    case DType::kInt32: return py::dtype("int32");
+    case DType::kInt16: return py::dtype("int16");
+    case DType::kInt8: return py::dtype("int8");
+    case DType::kUInt8: return py::dtype("uint8");
+    case DType::kUInt16: return py::dtype("uint16");
+    case DType::kUInt32: return py::dtype("uint32");
+    case DType::kUInt64: return py::dtype("uint64");
+    case DType::kBool: return py::dtype("bool");
+    default: throw Error(StatusCode::kInternal, "no NumPy dtype for this tensor");
+  }
+}
+
+py::list value_infos(const std::vector<ValueInfo>& infos) {
+  py::list out;
+  for (const ValueInfo& vi : infos) {
+    py::list dims;
+    for (const Dim& d : vi.dims) {
+      if (d.value >= 0) dims.append(d.value);
+      else if (!d.param.empty()) dims.append(d.param);
+      else dims.append(py::none());
+    }
+    out.append(py::make_tuple(vi.name, dtype_name(vi.dtype), vi.has_shape ? py::object(dims) : py::object(py::none())));
+  }
+  return out;
+}
+
+class PySession {
+ public:
+  PySession(py::object model, size_t threads, bool optimize) {
+    SessionOptions opts;
+    opts.threads = threads;
+    opts.optimize = optimize;
+    if (py::isinstance<py::bytes>(model) || py::isinstance<py::bytearray>(model) ||
+        py::isinstance<py::memoryview>(model)) {
+      py::buffer_info info = py::buffer(model).request();
+      const auto* data = static_cast<const uint8_t*>(info.ptr);
+      const size_t size = static_cast<size_t>(info.size * info.itemsize);
+      session_ = guarded([&] { return Session::from_bytes(data, size, opts); });
+    } else {
+      std::string path = py::str(model);
+      py::gil_scoped_release release;
+      session_ = guarded([&] { return Session::from_file(path, opts); });
+    }
+  }
+
+  py::list inputs() const { return value_infos(session_->inputs()); }
+  py::list outputs() const { return value_infos(session_->outputs()); }
+  py::dict metadata() const {
+    py::dict d;
+    for (const auto& kv : session_->metadata()) d[py::str(kv.first)] = kv.second;
+    return d;
+  }
+  py::list nodes() const {
+    py::list out;
+    for (const NodeSummary& s : session_->nodes()) {
+      py::dict d;
+      d["name"] = s.name;
+      d["op_type"] = s.op_type;
+      d["domain"] = s.domain;
+      d["kernel"] = s.kernel;
+      d["inputs"] = s.inputs;
+      d["outputs"] = s.outputs;
+      out.append(d);
+    }
+    return out;
+  }
+
+  py::list run(const std::vector<std::string>& output_names, const py::dict& feeds) {
+    // Keep the arrays alive (and contiguous) for the duration of the run.
+    std::vector<py::array> keep;
+    std::vector<std::pair<std::string, Tensor>> tensors;
+    for (auto item : feeds) {
+      std::string name = py::str(item.first);
+      py::array arr = py::array::ensure(item.second, py::array::c_style);
+      if (!arr) {
+        raise_error(Error(StatusCode::kInvalidArgument, "input '" + name + "' is not an array-like of numbers"));
+      }
+      DType dt = dtype_of(arr.dtype());
+      if (dt == DType::kUndefined) {
+        raise_error(Error(StatusCode::kInvalidArgument, "input '" + name + "' has an unsupported dtype " +
+                                                             std::string(py::str(arr.dtype()))));
+      }
+      Shape shape(arr.shape(), arr.shape() + arr.ndim());
+      tensors.emplace_back(name, Tensor::view(dt, shape, const_cast<void*>(arr.data())));
+      keep.push_back(arr);
+    }
+    std::vector<Tensor> results;
+    {
+      py::gil_scoped_release release;
+      results = guarded([&] { return session_->run(tensors, output_names); });
+    }
+    py::list out;
+    for (const Tensor& t : results) {
+      py::array arr(numpy_dtype(t.dtype), std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));
+      if (t.bytes()) std::memcpy(arr.mutable_data(), t.data, t.bytes());
+      out.append(arr);
+    }
+    return out;
+  }
+
+  size_t threads() const { return session_->threads(); }
+
+ private:
+  std::unique_ptr<Session> session_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "sparsedge native core (private; use the sparsedge package)";
+  py::module_::import("sparsedge.errors");  // fail early if the package is broken
+  m.attr("__version__") = SPARSEDGE_VERSION;
+  m.def("isa", [] { return std::string(isa_name(kernels().isa)); },
+        "The instruction set the kernels were dispatched to at start-up.");
+  m.def("operators", [] { return OpRegistry::instance().op_names(); }, "Supported operators.");
+  py::class_<PySession>(m, "Session")
+      .def(py::init<py::object, size_t, bool>(), py::arg("model"), py::arg("threads") = 1,
+           py::arg("optimize") = true)
+      .def("inputs", &PySession::inputs)
+      .def("outputs", &PySession::outputs)
+      .def("metadata", &PySession::metadata)
+      .def("nodes", &PySession::nodes)
+      .def("threads", &PySession::threads)
+      .def("run", &PySession::run, py::arg("output_names"), py::arg("feeds"));
+}

@@ -1,0 +1,43 @@
+"""sparsedge: a runtime for sparse neural networks on phones and in browsers.
+
+The public API is small: :class:`InferenceSession` (mirrors onnxruntime's),
+the exception classes in :mod:`sparsedge.errors`, and :func:`get_isa`.
+"""
+
+from .errors import (
+    InvalidArgumentError,
+    InvalidModelError,
+    ModelFileNotFoundError,
+    OutOfMemoryError,
+    SparsedgeError,
+    UnsupportedError,
+)
+from .session import InferenceSession, NodeArg
+from . import _core
+
+__version__ = _core.__version__
+
+
+def get_isa() -> str:
+    """The kernel instruction set chosen at start-up (``SPARSEDGE_ISA`` can lower it)."""
+    return _core.isa()
+
+
+def get_operators() -> list[str]:
+    """The ONNX operators the runtime executes."""
+    return sorted(_core.operators())
+
+
+__all__ = [
+    "InferenceSession",
+    "NodeArg",
+    "SparsedgeError",
+    "InvalidArgumentError",
+    "InvalidModelError",
+    "UnsupportedError",
+    "ModelFileNotFoundError",
+    "OutOfMemoryError",
+    "get_isa",
+    "get_operators",
+    "__version__",
+]
