@@ -100,8 +100,9 @@ py::list value_infos(const std::vector<ValueInfo>& infos) {
 
 class PySession {
  public:
-  PySession(py::object model, size_t threads, bool optimize) {
+  PySession(py::object model, size_t threads, bool optimize, std::string isa) {
     SessionOptions opts;
+    opts.isa = isa;
     opts.threads = threads;
     opts.optimize = optimize;
     if (py::isinstance<py::bytes>(model) || py::isinstance<py::bytearray>(model) ||
@@ -186,10 +187,17 @@ PYBIND11_MODULE(_core, m) {
   m.attr("__version__") = SPARSEDGE_VERSION;
   m.def("isa", [] { return std::string(isa_name(kernels().isa)); },
         "The instruction set the kernels were dispatched to at start-up.");
+  m.def("supported_isas", [] {
+    std::vector<std::string> out;
+    for (Isa isa : {Isa::kScalar, Isa::kSse2, Isa::kAvx2, Isa::kAvx512f, Isa::kNeon, Isa::kWasmSimd}) {
+      if (isa_supported(isa)) out.push_back(isa_name(isa));
+    }
+    return out;
+  }, "Instruction sets this build can dispatch to on this CPU.");
   m.def("operators", [] { return OpRegistry::instance().op_names(); }, "Supported operators.");
   py::class_<PySession>(m, "Session")
-      .def(py::init<py::object, size_t, bool>(), py::arg("model"), py::arg("threads") = 1,
-           py::arg("optimize") = true)
+      .def(py::init<py::object, size_t, bool, std::string>(), py::arg("model"), py::arg("threads") = 1,
+           py::arg("optimize") = true, py::arg("isa") = "")
       .def("inputs", &PySession::inputs)
       .def("outputs", &PySession::outputs)
       .def("metadata", &PySession::metadata)

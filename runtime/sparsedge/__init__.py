@@ -23,6 +23,11 @@ def get_isa() -> str:
     return _core.isa()
 
 
+def get_available_isas() -> list[str]:
+    """Instruction sets this build can use on this CPU (for ``InferenceSession(isa=...)``)."""
+    return list(_core.supported_isas())
+
+
 def get_operators() -> list[str]:
     """The ONNX operators the runtime executes."""
     return sorted(_core.operators())
@@ -38,6 +43,7 @@ __all__ = [
     "ModelFileNotFoundError",
     "OutOfMemoryError",
     "get_isa",
+    "get_available_isas",
     "get_operators",
     "__version__",
 ]

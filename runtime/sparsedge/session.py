@@ -58,10 +58,19 @@ class InferenceSession:
 
     ``path_or_bytes`` is a file path (external weights next to it are mapped,
     not copied) or the serialized model as bytes. ``threads`` sets the size of
-    the session's thread pool (default 1).
+    the session's thread pool (default 1). ``isa`` forces a kernel
+    instruction set (``"scalar"``, ``"avx2"``...; default: the best this CPU
+    has), for tests and for bisecting a wrong result to one kernel.
     """
 
-    def __init__(self, path_or_bytes: str | os.PathLike | bytes, threads: int = 1, *, optimize: bool = True):
+    def __init__(
+        self,
+        path_or_bytes: str | os.PathLike | bytes,
+        threads: int = 1,
+        *,
+        optimize: bool = True,
+        isa: str | None = None,
+    ):
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise InvalidArgumentError(f"threads must be a positive integer, got {threads!r}")
         if isinstance(path_or_bytes, (bytes, bytearray, memoryview)):
@@ -76,7 +85,7 @@ class InferenceSession:
             raise InvalidArgumentError(
                 f"expected a path or bytes, got {type(path_or_bytes).__name__}"
             )
-        self._session = _core.Session(model, threads, optimize)
+        self._session = _core.Session(model, threads, optimize, isa or "")
         self._inputs = _node_args(self._session.inputs())
         self._outputs = _node_args(self._session.outputs())
 

@@ -67,6 +67,18 @@ Session::Session(Model model, const SessionOptions& options) : options_(options)
   if (options_.threads == 0) fail(StatusCode::kInvalidArgument, "threads must be at least 1");
   if (options_.threads > 256) fail(StatusCode::kInvalidArgument, "threads must be at most 256");
   pool_ = std::make_unique<ThreadPool>(options_.threads);
+  if (options_.isa.empty()) {
+    kernels_ = kernels();
+  } else {
+    Isa isa = Isa::kScalar;
+    bool known = false;
+    for (Isa candidate : {Isa::kScalar, Isa::kSse2, Isa::kAvx2, Isa::kAvx512f, Isa::kNeon, Isa::kWasmSimd}) {
+      if (options_.isa == isa_name(candidate)) isa = candidate, known = true;
+    }
+    if (!known) fail(StatusCode::kInvalidArgument, "unknown ISA '", options_.isa, "' (use scalar, sse2, avx2, avx512f, neon or wasmsimd)");
+    if (!isa_supported(isa)) fail(StatusCode::kInvalidArgument, "ISA '", options_.isa, "' is not supported on this CPU or build");
+    kernels_ = kernels_for(isa);
+  }
   metadata_ = model.metadata;
   compile(model);
 }
@@ -158,10 +170,12 @@ void Session::compile(Model& model) {
     }
   }
 
-  ConstantLookup lookup = [&consts](const std::string& name) -> const Tensor* {
+  OpContext lookup;
+  lookup.lookup = [&consts](const std::string& name) -> const Tensor* {
     auto it = consts.find(name);
     return it == consts.end() ? nullptr : &it->second;
   };
+  lookup.kernels = &kernels_;
 
   if (options_.optimize) {
     remove_identities(nodes, graph_outputs);

@@ -10,6 +10,7 @@
 
 #include "core/model.h"
 #include "core/tensor.h"
+#include "kernels/kernels.h"
 
 namespace sde {
 
@@ -20,6 +21,7 @@ struct Plan;
 struct SessionOptions {
   size_t threads = 1;
   bool optimize = true;  // constant folding and fusions (off only for debugging)
+  std::string isa;       // "" = the start-up choice; else "scalar", "avx2", ... (tests, bisecting)
 };
 
 // One line per executed node, for `sparsedge inspect` and tests.
@@ -74,6 +76,7 @@ class Session {
   std::vector<CompiledNode> nodes_;
   std::vector<int> output_ids_;
   std::unique_ptr<ThreadPool> pool_;
+  KernelTable kernels_;
   std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
   std::mutex run_mutex_;
 };

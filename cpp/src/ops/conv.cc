@@ -15,7 +15,7 @@ namespace {
 
 class ConvOp : public Op {
  public:
-  ConvOp(const Node& n, const ConstantLookup& consts) : Op(n) {
+  ConvOp(const Node& n, const OpContext& consts) : Op(n) {
     const Tensor& w = require_constant(n, consts, 1, "the weight input W");
     if (w.dtype != DType::kFloat32) error(StatusCode::kUnsupported, "only float32 weights are supported");
     if (w.shape.size() != 4 && w.shape.size() != 3) {
@@ -23,6 +23,7 @@ class ConvOp : public Op {
     }
     spatial_ = w.shape.size() - 2;
     weights_ = w;
+    kernels_ = consts.kernels;
     if (n.has_input(2)) {
       bias_ = require_constant(n, consts, 2, "the bias input B");
       if (bias_.dtype != DType::kFloat32 || bias_.numel() != w.shape[0]) {
@@ -143,13 +144,14 @@ class ConvOp : public Op {
     p.out_min = out_min_;
     p.out_max = out_max_;
     try {
-      auto conv = std::make_unique<Conv2dNchw>(p, weights_.as<float>(), bias_.defined() ? bias_.as<float>() : nullptr);
+      auto conv = std::make_unique<Conv2dNchw>(p, weights_.as<float>(), bias_.defined() ? bias_.as<float>() : nullptr, kernels_);
       return *instances_.emplace(in_hw, std::move(conv)).first->second;
     } catch (const std::invalid_argument& e) {
       error(StatusCode::kInvalidModel, e.what());
     }
   }
 
+  const KernelTable* kernels_ = nullptr;
   size_t spatial_ = 2;
   Tensor weights_, bias_;
   int64_t group_ = 1;
@@ -161,7 +163,7 @@ class ConvOp : public Op {
 
 class BatchNormOp : public Op {
  public:
-  BatchNormOp(const Node& n, const ConstantLookup& consts) : Op(n) {
+  BatchNormOp(const Node& n, const OpContext& consts) : Op(n) {
     if (n.get_int("training_mode", 0) != 0) error(StatusCode::kUnsupported, "training_mode=1 is not supported (inference only)");
     const Tensor& scale = require_constant(n, consts, 1, "scale");
     const Tensor& beta = require_constant(n, consts, 2, "B");

@@ -78,7 +78,7 @@ void binary_loop(const T* a, const T* b, T* y, const Shape& out, const std::vect
 template <BinaryKind K>
 class BinaryOp : public Op {
  public:
-  BinaryOp(const Node& n, const ConstantLookup&) : Op(n) {
+  BinaryOp(const Node& n, const OpContext&) : Op(n) {
     if (n.num_inputs() != 2) error(StatusCode::kInvalidModel, "expects 2 inputs");
   }
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
@@ -112,7 +112,7 @@ enum class UnaryKind { kRelu, kClip, kSigmoid, kHardSigmoid, kHardSwish, kNeg, k
 template <UnaryKind K>
 class UnaryOp : public Op {
  public:
-  UnaryOp(const Node& n, const ConstantLookup& consts) : Op(n) {
+  UnaryOp(const Node& n, const OpContext& consts) : Op(n) {
     if (n.num_inputs() < 1) error(StatusCode::kInvalidModel, "expects an input");
     if (K == UnaryKind::kHardSigmoid) {
       alpha_ = n.get_float("alpha", 0.2f);

@@ -35,7 +35,7 @@ void naive_matmul(const float* a, int64_t sam, int64_t sak, const float* b, int6
 
 class GemmOp : public Op {
  public:
-  GemmOp(const Node& n, const ConstantLookup& consts) : Op(n) {
+  GemmOp(const Node& n, const OpContext& consts) : Op(n) {
     trans_a_ = n.get_int("transA", 0) != 0;
     trans_b_ = n.get_int("transB", 0) != 0;
     alpha_ = n.get_float("alpha", 1.f);
@@ -59,7 +59,7 @@ class GemmOp : public Op {
       }
       post_add_ = !bias_fused;
       fc_ = std::make_unique<FullyConnected>(k, nn, w.data(), !trans_b_, bias.empty() ? nullptr : bias.data(),
-                                             post_add_ ? -inf : lo_, post_add_ ? inf : hi_);
+                                             post_add_ ? -inf : lo_, post_add_ ? inf : hi_, consts.kernels);
     }
   }
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
@@ -123,13 +123,13 @@ class GemmOp : public Op {
 
 class MatMulOp : public Op {
  public:
-  MatMulOp(const Node& n, const ConstantLookup& consts) : Op(n) {
+  MatMulOp(const Node& n, const OpContext& consts) : Op(n) {
     const float inf = std::numeric_limits<float>::infinity();
     lo_ = n.get_float(kFusedMinAttr, -inf);
     hi_ = n.get_float(kFusedMaxAttr, inf);
     const Tensor* b = n.has_input(1) ? consts(n.inputs[1]) : nullptr;
     if (b && b->dtype == DType::kFloat32 && b->shape.size() == 2) {
-      fc_ = std::make_unique<FullyConnected>(b->shape[0], b->shape[1], b->as<float>(), true, nullptr, lo_, hi_);
+      fc_ = std::make_unique<FullyConnected>(b->shape[0], b->shape[1], b->as<float>(), true, nullptr, lo_, hi_, consts.kernels);
     }
   }
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {

@@ -12,6 +12,7 @@
 
 #include "core/model.h"
 #include "core/tensor.h"
+#include "kernels/kernels.h"
 
 namespace sde {
 
@@ -34,9 +35,14 @@ struct RunArgs {
   ThreadPool* pool = nullptr;
 };
 
-// Constants visible when an op is created (initializers and folded values);
-// returns nullptr for values only known at run time.
-using ConstantLookup = std::function<const Tensor*(const std::string& name)>;
+// What an op sees when it is created: the constants (initializers and folded
+// values; nullptr for values only known at run time) and the kernel table the
+// session dispatches to.
+struct OpContext {
+  std::function<const Tensor*(const std::string& name)> lookup;
+  const KernelTable* kernels = nullptr;
+  const Tensor* operator()(const std::string& name) const { return lookup(name); }
+};
 
 class Op {
  public:
@@ -64,7 +70,7 @@ class Op {
   const Node node_;
 };
 
-using OpFactory = std::function<std::unique_ptr<Op>(const Node&, const ConstantLookup&)>;
+using OpFactory = std::function<std::unique_ptr<Op>(const Node&, const OpContext&)>;
 
 class OpRegistry {
  public:
@@ -88,7 +94,7 @@ void register_shape_ops(OpRegistry& r);
 
 template <typename T>
 OpFactory make_factory() {
-  return [](const Node& n, const ConstantLookup& c) -> std::unique_ptr<Op> {
+  return [](const Node& n, const OpContext& c) -> std::unique_ptr<Op> {
     return std::make_unique<T>(n, c);
   };
 }
@@ -99,7 +105,7 @@ constexpr const char* kFusedMinAttr = "_sde_fused_min";
 constexpr const char* kFusedMaxAttr = "_sde_fused_max";
 
 // Helpers shared by ops.
-const Tensor& require_constant(const Node& node, const ConstantLookup& consts, size_t input,
+const Tensor& require_constant(const Node& node, const OpContext& consts, size_t input,
                                const char* what);
 Shape broadcast_shapes(const Node& node, const Shape& a, const Shape& b);
 int64_t normalize_axis(const Node& node, int64_t axis, size_t rank);

@@ -53,7 +53,7 @@ Window pool_window(const Node& n, const Shape& s, Shape& out_hw, bool ceil_mode)
 
 class PoolOp : public Op {
  public:
-  PoolOp(const Node& n, const ConstantLookup&) : Op(n) {
+  PoolOp(const Node& n, const OpContext&) : Op(n) {
     global_ = n.op_type.rfind("Global", 0) == 0;
     max_ = n.op_type.find("Max") != std::string::npos;
     ceil_ = n.get_int("ceil_mode", 0) != 0;
@@ -130,7 +130,7 @@ class PoolOp : public Op {
 
 class ReduceOp : public Op {
  public:
-  ReduceOp(const Node& n, const ConstantLookup&) : Op(n) {
+  ReduceOp(const Node& n, const OpContext&) : Op(n) {
     keepdims_ = n.get_int("keepdims", 1) != 0;
     noop_empty_ = n.get_int("noop_with_empty_axes", 0) != 0;
     mean_ = n.op_type == "ReduceMean";
@@ -193,7 +193,7 @@ class ReduceOp : public Op {
 
 class SoftmaxOp : public Op {
  public:
-  SoftmaxOp(const Node& n, const ConstantLookup&) : Op(n) {
+  SoftmaxOp(const Node& n, const OpContext&) : Op(n) {
     // Before opset 13 the input is flattened to 2-D at `axis` (default 1).
     legacy_ = n.get_int("_sde_opset", 13) < 13;
     axis_ = n.get_int("axis", legacy_ ? 1 : -1);

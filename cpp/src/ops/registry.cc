@@ -32,7 +32,7 @@ std::vector<std::string> OpRegistry::op_names() const {
   return names;
 }
 
-const Tensor& require_constant(const Node& node, const ConstantLookup& consts, size_t input,
+const Tensor& require_constant(const Node& node, const OpContext& consts, size_t input,
                                const char* what) {
   const Tensor* t = node.has_input(input) ? consts(node.inputs[input]) : nullptr;
   if (t == nullptr) {

@@ -25,7 +25,7 @@ void copy_bytes(const RunArgs& a) {
 
 class ShapeOp : public Op {
  public:
-  ShapeOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  ShapeOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     const int64_t rank = static_cast<int64_t>(in[0]->shape.size());
     int64_t start = node_.get_int("start", 0), end = node_.get_int("end", rank);
@@ -43,7 +43,7 @@ class ShapeOp : public Op {
 
 class ConstantOp : public Op {
  public:
-  ConstantOp(const Node& n, const ConstantLookup&) : Op(n) {
+  ConstantOp(const Node& n, const OpContext&) : Op(n) {
     if (const Attribute* a = n.find("value")) {
       value_ = a->t;
     } else if (const Attribute* a = n.find("value_float")) {
@@ -74,7 +74,7 @@ class ConstantOp : public Op {
 
 class ConstantOfShapeOp : public Op {
  public:
-  ConstantOfShapeOp(const Node& n, const ConstantLookup&) : Op(n) {
+  ConstantOfShapeOp(const Node& n, const OpContext&) : Op(n) {
     if (const Attribute* a = n.find("value")) value_ = a->t;
     if (!value_.defined()) {
       value_ = Tensor::allocate(DType::kFloat32, {1});
@@ -102,7 +102,7 @@ class ConstantOfShapeOp : public Op {
 // Ops whose output is the input's bytes under a new shape.
 class ReshapeLike : public Op {
  public:
-  ReshapeLike(const Node& n, const ConstantLookup&) : Op(n) {
+  ReshapeLike(const Node& n, const OpContext&) : Op(n) {
     if (n.op_type == "Dropout") {
       if (n.has_input(2)) error(StatusCode::kUnsupported, "training_mode input is not supported (inference only)");
     }
@@ -204,7 +204,7 @@ class ReshapeLike : public Op {
 
 class CastOp : public Op {
  public:
-  CastOp(const Node& n, const ConstantLookup&) : Op(n) {
+  CastOp(const Node& n, const OpContext&) : Op(n) {
     to_ = static_cast<DType>(n.get_int("to", 0));
     if (!supported(to_)) error(StatusCode::kUnsupported, std::string("cast to ") + dtype_name(to_) + " is not supported");
   }
@@ -252,7 +252,7 @@ class CastOp : public Op {
 
 class GatherOp : public Op {
  public:
-  GatherOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  GatherOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     const Shape& d = in[0]->shape;
     if (d.empty()) error(StatusCode::kInvalidModel, "cannot gather from a scalar");
@@ -290,7 +290,7 @@ class GatherOp : public Op {
 
 class ConcatOp : public Op {
  public:
-  ConcatOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  ConcatOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     const Shape& s0 = in[0]->shape;
     axis_ = normalize_axis(node_, node_.get_int("axis", 0), s0.size());
@@ -357,7 +357,7 @@ std::vector<int64_t> contiguous_strides(const Shape& s) {
 
 class SliceOp : public Op {
  public:
-  SliceOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  SliceOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     const Shape& s = in[0]->shape;
     std::vector<int64_t> starts, ends, axes, steps;
@@ -421,7 +421,7 @@ class SliceOp : public Op {
 
 class TransposeOp : public Op {
  public:
-  TransposeOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  TransposeOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     const Shape& s = in[0]->shape;
     perm_ = node_.get_ints("perm");
@@ -452,7 +452,7 @@ class TransposeOp : public Op {
 
 class ExpandOp : public Op {
  public:
-  ExpandOp(const Node& n, const ConstantLookup&) : Op(n) {}
+  ExpandOp(const Node& n, const OpContext&) : Op(n) {}
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
     Shape target = const_ints(*this, in[1], "the shape input");
     out[0].dtype = in[0]->dtype;
@@ -474,7 +474,7 @@ class ExpandOp : public Op {
 
 class PadOp : public Op {
  public:
-  PadOp(const Node& n, const ConstantLookup&) : Op(n) {
+  PadOp(const Node& n, const OpContext&) : Op(n) {
     mode_ = n.get_string("mode", "constant");
     if (mode_ != "constant" && mode_ != "reflect" && mode_ != "edge") {
       error(StatusCode::kUnsupported, "pad mode '" + mode_ + "' is not supported");
