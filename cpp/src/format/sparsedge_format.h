@@ -1,0 +1,46 @@
+// The sparsedge model format, C++ side. Mirrored by
+// exporters/sparsedge_export/format.py; docs/FORMAT.md specifies both, and
+// tests/python/test_format.py writes a model in Python and reads it here.
+#pragma once
+
+#include <cstdint>
+
+namespace sde {
+namespace format {
+
+constexpr const char* kDomain = "ai.sparsedge";
+constexpr int64_t kDomainVersion = 1;
+constexpr int64_t kFormatVersion = 1;
+constexpr int64_t kIrVersion = 10;
+constexpr int64_t kOnnxOpset = 17;
+
+// Op types.
+constexpr const char* kGroupSparseConv = "GroupSparseConv";
+constexpr const char* kGroupSparseMatMul = "GroupSparseMatMul";
+
+// Input positions shared by both ops.
+enum GroupSparseInput : int { kInputX = 0, kInputValues = 1, kInputColIndices = 2, kInputRowPtr = 3, kInputBias = 4 };
+
+// Attribute names.
+constexpr const char* kAttrBlockSize = "block_size";
+constexpr const char* kAttrOutChannels = "out_channels";
+constexpr const char* kAttrKernelShape = "kernel_shape";
+constexpr const char* kAttrStrides = "strides";
+constexpr const char* kAttrPads = "pads";
+constexpr const char* kAttrDilations = "dilations";
+constexpr const char* kAttrActivationMin = "activation_min";
+constexpr const char* kAttrActivationMax = "activation_max";
+
+// Block sizes (output channels per block) the format allows.
+constexpr int64_t kBlockSizes[] = {1, 2, 4, 8};
+inline bool valid_block_size(int64_t b) { return b == 1 || b == 2 || b == 4 || b == 8; }
+
+// The "no activation" clamp bound (float max; ONNX attributes avoid inf).
+constexpr float kNoClamp = 3.4028234663852886e38f;
+
+// metadata_props keys.
+constexpr const char* kMetaFormatVersion = "sparsedge.format_version";
+constexpr const char* kMetaExport = "sparsedge.export";
+
+}  // namespace format
+}  // namespace sde

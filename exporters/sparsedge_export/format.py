@@ -1,0 +1,35 @@
+"""The sparsedge model format, Python side.
+
+Mirrors ``cpp/src/format/sparsedge_format.h``; docs/FORMAT.md specifies both,
+and ``tests/python/test_format.py`` checks that a model written here is read
+identically by the C++ core.
+"""
+
+DOMAIN = "ai.sparsedge"
+DOMAIN_VERSION = 1
+FORMAT_VERSION = 1
+IR_VERSION = 10
+ONNX_OPSET = 17
+
+GROUP_SPARSE_CONV = "GroupSparseConv"
+GROUP_SPARSE_MATMUL = "GroupSparseMatMul"
+
+# Input positions shared by both ops.
+INPUT_X, INPUT_VALUES, INPUT_COL_INDICES, INPUT_ROW_PTR, INPUT_BIAS = range(5)
+
+ATTR_BLOCK_SIZE = "block_size"
+ATTR_OUT_CHANNELS = "out_channels"
+ATTR_KERNEL_SHAPE = "kernel_shape"
+ATTR_STRIDES = "strides"
+ATTR_PADS = "pads"
+ATTR_DILATIONS = "dilations"
+ATTR_ACTIVATION_MIN = "activation_min"
+ATTR_ACTIVATION_MAX = "activation_max"
+
+BLOCK_SIZES = (1, 2, 4, 8)
+
+# The "no activation" clamp bound (float32 max; ONNX attributes avoid inf).
+NO_CLAMP = 3.4028234663852886e38
+
+META_FORMAT_VERSION = "sparsedge.format_version"
+META_EXPORT = "sparsedge.export"
