@@ -1,0 +1,38 @@
+"""Shared fixtures: real models built once per test session, in a temp dir."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsedge_export import assets
+from sparsedge_export.assets import AssetError
+
+
+def fetch_or_skip(fetch, *args):
+    """Fetch an asset; skip (with the reason) only when offline and not cached."""
+    try:
+        return fetch(*args)
+    except AssetError as exc:
+        if assets.is_offline():
+            pytest.skip(f"asset not cached and SPARSEDGE_OFFLINE=1: {exc}")
+        raise
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def mobilenet_v1_path(model_dir):
+    from sparsedge_export.models import build_model
+
+    return build_model("mobilenet-v1", model_dir)
+
+
+@pytest.fixture(scope="session")
+def efficientnet_lite0_path(model_dir):
+    from sparsedge_export.models import build_model
+
+    weights = fetch_or_skip(assets.efficientnet_lite0_weights)
+    return build_model("efficientnet-lite0", model_dir, weights_path=weights)
