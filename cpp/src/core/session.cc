@@ -6,6 +6,7 @@
 
 #include "core/graph_passes.h"
 #include "core/threadpool.h"
+#include "format/sparsedge_format.h"
 #include "ops/op.h"
 
 namespace sde {
@@ -29,7 +30,6 @@ namespace {
 
 constexpr int64_t kMinOpset = 7;
 constexpr int64_t kMaxOpset = 24;
-const char* const kSparsedgeDomain = "ai.sparsedge";
 
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
@@ -106,11 +106,11 @@ void Session::compile(Model& model) {
     fail(StatusCode::kUnsupported, "ONNX opset ", onnx->second, " is not supported (supported: ",
          kMinOpset, " to ", kMaxOpset, ")");
   }
-  for (const auto& kv : model.opsets) {
-    if (!kv.first.empty() && kv.first != kSparsedgeDomain && kv.first != "ai.onnx.ml") {
-      // Unknown domains are only a problem if a node uses them (checked below).
-      continue;
-    }
+  // Other unknown domains only matter if a node uses them (checked below).
+  auto custom = model.opsets.find(format::kDomain);
+  if (custom != model.opsets.end() && custom->second != format::kDomainVersion) {
+    fail(StatusCode::kUnsupported, "the model uses ", format::kDomain, " version ", custom->second,
+         "; this runtime reads version ", format::kDomainVersion);
   }
 
   Graph& g = model.graph;
@@ -394,9 +394,24 @@ std::unique_ptr<Plan> Session::make_plan(const std::vector<Shape>& input_shapes)
 
 const Plan& Session::plan_for(const std::vector<Shape>& input_shapes) {
   auto it = plans_.find(input_shapes);
-  if (it != plans_.end()) return *it->second;
+  if (it != plans_.end()) {
+    Plan& plan = *it->second;
+    if (inferred_plan_ != &plan) {
+      // Ops cache shape-dependent state (GEMM sizes, slice offsets...) in
+      // infer(); another shape set was planned since, so restore theirs.
+      for (CompiledNode& cn : nodes_) {
+        std::vector<const ValueMeta*> in;
+        for (int id : cn.inputs) in.push_back(id < 0 ? nullptr : &plan.metas[id]);
+        std::vector<ValueMeta> out(cn.outputs.size());
+        cn.op->infer(in, out);
+      }
+      inferred_plan_ = &plan;
+    }
+    return plan;
+  }
   if (plans_.size() >= 8) plans_.clear();  // bound memory for shape-varying callers
   auto plan = make_plan(input_shapes);
+  inferred_plan_ = plan.get();
   return *plans_.emplace(input_shapes, std::move(plan)).first->second;
 }
 
