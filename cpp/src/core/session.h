@@ -78,6 +78,8 @@ class Session {
   std::unique_ptr<ThreadPool> pool_;
   KernelTable kernels_;
   std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
+  // Ops keep shape-dependent state from infer(); the plan it was last run for.
+  const Plan* inferred_plan_ = nullptr;
   std::mutex run_mutex_;
 };
 
