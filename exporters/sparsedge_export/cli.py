@@ -148,10 +148,43 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- export
+def cmd_export(args: argparse.Namespace) -> int:
+    from .sparsify import export_sparse
+
+    _require_file(args.model)
+    export_sparse(args.model, args.output, args.sparsity, pattern=args.pattern, calibration=args.calibration,
+                  rearrange=not args.no_rearrange, recover=False if args.no_recover else None,
+                  allocation=args.allocation, protect_first_last=not args.no_protect, progress=True)
+    print(args.output)
+    return 0
+
+
 # ---------------------------------------------------------------- inspect
+def _inspect_sparsedge(path: Path, plot: str | None) -> bool:
+    """Print the export report of a sparsedge model; False if ``path`` is a plain model."""
+    import onnx
+
+    from .sparsify import format_table, plot_report, report_from_model
+
+    report = report_from_model(onnx.load(str(path), load_external_data=False))
+    if report is None:
+        return False
+    print(f"sparsedge model {path.name} (exported from {report.source})")
+    print(format_table(report))
+    if plot:
+        plot_report(report, plot)
+        print(f"plot written to {plot}")
+    return True
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    sparsedge = _runtime()
     model = _require_file(args.model)
+    if _inspect_sparsedge(model, args.plot):
+        return 0
+    if args.plot:
+        raise CliError(f"{model.name} is not a sparsedge model (no export report); --plot needs one")
+    sparsedge = _runtime()
     session = sparsedge.InferenceSession(str(model))
     for arg in session.get_inputs():
         print(f"input  {arg.name}: {arg.type} {arg.shape}")
@@ -209,9 +242,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", help="write the timings as JSON")
     bench.set_defaults(func=cmd_bench)
 
-    inspect = sub.add_parser("inspect", help="list a model's nodes and chosen kernels",
-                             description="Load a model and list its optimised nodes with the kernel each runs.")
+    export = sub.add_parser("export", help="prune a dense ONNX CNN to a group-sparse sparsedge model",
+                            description="Prune a dense ONNX CNN to group sparsity (blocks of B output channels "
+                            "x 1 input channel) and write a sparsedge model (docs/FORMAT.md) that onnxruntime "
+                            "also runs. Progress and the per-layer report go to stderr.")
+    export.add_argument("model", help="dense ONNX model (never modified)")
+    export.add_argument("-o", "--output", required=True, help="output .onnx file (written atomically)")
+    export.add_argument("--sparsity", type=float, required=True,
+                        help="fraction of the pruned layers' weights to remove, in [0, 1)")
+    export.add_argument("--pattern", default="4x1", help="block pattern: 1x1, 2x1, 4x1 (default) or 8x1")
+    export.add_argument("--calibration", help="calibration inputs: .npy [N, *input shape] or a folder of images; "
+                        "enables activation-aware scores and least-squares recovery")
+    export.add_argument("--no-rearrange", action="store_true", help="skip the channel rearrangement")
+    export.add_argument("--no-recover", action="store_true", help="skip recovery even with calibration data")
+    export.add_argument("--allocation", choices=["global", "sensitivity", "uniform"], default="global",
+                        help="per-layer sparsity allocation (default global)")
+    export.add_argument("--no-protect", action="store_true", help="also prune the first and last prunable layers")
+    export.set_defaults(func=cmd_export)
+
+    inspect = sub.add_parser("inspect", help="show a sparsedge model's per-layer report, or a model's kernels",
+                             description="For a sparsedge model: the per-layer export report (shape, MACs, "
+                             "sparsity, pattern, blocks). For a plain model: load it in the runtime and list "
+                             "its optimised nodes with the kernel each runs.")
     inspect.add_argument("model", help="ONNX model file")
+    inspect.add_argument("--plot", metavar="FILE.png", help="sparsedge models: plot per-layer sparsity and MACs")
     inspect.set_defaults(func=cmd_inspect)
     return parser
 
@@ -235,8 +289,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from .assets import AssetError
+    from .sparsify.errors import ExportError
 
-    if isinstance(exc, AssetError):
+    if isinstance(exc, (AssetError, ExportError)):
         return True
     try:
         from sparsedge import SparsedgeError
