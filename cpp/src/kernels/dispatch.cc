@@ -7,6 +7,7 @@
 
 #include "kernels/kernels.h"
 #include "kernels/ukernels.h"
+#include "kernels/f32-gspmm/f32-gspmm.h"
 
 namespace sde {
 namespace {
@@ -93,6 +94,16 @@ KernelTable build_table(Isa isa) {
   }
 #include "kernels/f32-dwconv2d-chw/f32-dwconv2d-chw.inc"
 #undef SDE_DWCONV_UKERNEL
+#define SDE_GSPMM_UKERNEL(fn, mr_, b_, isa_)                          \
+  if (usable_for(isa_, isa)) {                                         \
+    const int slot = b_ == 1 ? 0 : b_ == 2 ? 1 : b_ == 4 ? 2 : 3;      \
+    t.gspmm.ukernel[slot] = fn;                                        \
+    t.gspmm.mr[slot] = mr_;                                            \
+    t.gspmm.name[slot] = #fn;                                          \
+    t.gspmm.isa[slot] = isa_;                                          \
+  }
+#include "kernels/f32-gspmm/f32-gspmm.inc"
+#undef SDE_GSPMM_UKERNEL
   return t;
 }
 

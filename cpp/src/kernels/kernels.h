@@ -52,6 +52,31 @@ typedef void (*f32_dwconv2d_chw_fn)(size_t out_h, size_t out_w, const float* in,
                                     float* out, size_t out_stride, float min,
                                     float max);
 
+// ---------------------------------------------------------------------------
+// f32-gspmm: group-sparse (block-sparse rows) times dense, CHW layout.
+//   Y[c, p] = clamp(bias[c] + sum_j W[c, j] * X[idx_j, p])
+// for `block_rows` rows of B consecutive output channels (B is in the kernel's
+// name: sde_f32_gspmm_ukernel_<pixels>x<B>__<isa>), each kept block being B
+// weights applied to one input row. SIMD runs along the pixels p.
+//
+// pixels:   number of pixels (columns), any value >= 1; the kernel walks its
+//           natural tile and handles the remainder itself (narrower tiles).
+// input:    input row r, pixel p is at (char*)input + r * input_stride + 4 * p.
+// weights:  packed stream, per block row: B bias floats, then for each of its
+//           nonzeros the B weights (channel-minor). Read straight through.
+// row_index: per nonzero, the input row r it multiplies (>= 0), in stream order.
+// nnz:      per block row, its number of nonzeros (0 allowed: output = bias).
+// output:   channel c (0 <= c < block_rows * B), pixel p is at
+//           (char*)output + c * output_stride + 4 * p; exactly those are written.
+// min/max:  clamp of the result (pass -inf/+inf for none).
+// Per output element the sum runs bias first, then nonzeros in stream order,
+// whatever the tile, so results do not depend on how pixels are split.
+typedef void (*f32_gspmm_ukernel_fn)(size_t pixels, size_t block_rows, const float* input,
+                                     size_t input_stride, const float* weights,
+                                     const int32_t* row_index, const uint32_t* nnz,
+                                     float* output, size_t output_stride, float min,
+                                     float max);
+
 struct GemmConfig {
   f32_gemm_ukernel_fn ukernel = nullptr;
   size_t mr = 0;  // rows per packed panel
@@ -66,11 +91,20 @@ struct DwConvConfig {
   Isa isa = Isa::kScalar;  // ISA of the chosen kernels
 };
 
+// One f32-gspmm kernel per block size B = 1, 2, 4, 8 (index log2(B)).
+struct GspmmConfig {
+  f32_gspmm_ukernel_fn ukernel[4] = {nullptr, nullptr, nullptr, nullptr};
+  size_t mr[4] = {0, 0, 0, 0};  // natural pixel tile of each kernel
+  const char* name[4] = {"", "", "", ""};
+  Isa isa[4] = {Isa::kScalar, Isa::kScalar, Isa::kScalar, Isa::kScalar};
+};
+
 // The table chosen once at start-up (CPUID, SPARSEDGE_ISA=scalar|sse2|avx2|...).
 struct KernelTable {
   Isa isa = Isa::kScalar;
   GemmConfig gemm;
   DwConvConfig dwconv;
+  GspmmConfig gspmm;
 };
 
 // Thread-safe, initialised on first use. SPARSEDGE_ISA may only lower the ISA;

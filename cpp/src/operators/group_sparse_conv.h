@@ -1,0 +1,139 @@
+// Group-sparse (BSR) convolution and fully connected layer on NCHW tensors,
+// built from the f32-gspmm microkernels (kernels/kernels.h).
+//
+// Weights come as stored in the model (docs/FORMAT.md): blocks of B
+// consecutive output channels x one input channel (x K = kh*kw taps),
+// values [nnz, B, K], col_indices [nnz], row_ptr [ceil(O/B)+1], bias [O].
+// They are validated and packed once at construction into the kernel's
+// stream; run() allocates nothing and never throws.
+//
+// Packing: every kept block becomes K one-tap nonzeros on the rows of the
+// (im2col) input, row = in_channel * K + tap, so one kernel serves 1x1 and
+// kxk convolutions. Full block rows use the B-wide kernel; the rows of a
+// partial last block row (O % B) are packed again as B = 1 rows and use the
+// B = 1 kernel, so the padded rows are neither computed nor written.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kernels/kernels.h"
+#include "operators/aligned_buffer.h"
+
+namespace sde {
+
+class ThreadPool;
+
+struct GroupSparseWeights {  // borrowed pointers, as stored in the model
+  size_t out_channels = 0, in_channels = 0, block_size = 1, kernel_h = 1, kernel_w = 1;
+  size_t nnz_blocks = 0;
+  const float* values = nullptr;        // [nnz_blocks, block_size, kernel_h * kernel_w]
+  const int32_t* col_indices = nullptr;  // [nnz_blocks]
+  const int32_t* row_ptr = nullptr;      // [ceil(out_channels / block_size) + 1]
+  const float* bias = nullptr;           // [out_channels]; nullptr = zero
+};
+
+struct GroupSparseConvParams {
+  size_t stride_h = 1, stride_w = 1, dilation_h = 1, dilation_w = 1;
+  size_t pad_top = 0, pad_left = 0, pad_bottom = 0, pad_right = 0;
+  float out_min = -INFINITY, out_max = INFINITY;  // fused clamp
+};
+
+// The packed weights of one layer and the threaded driver over the kernels.
+// Shared by GroupSparseConv and GroupSparseFullyConnected.
+class GspmmPlan {
+ public:
+  // Validates `w` (throws std::invalid_argument naming `op`) and packs it.
+  GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTable* table);
+
+  // Y[c, p] = clamp(bias[c] + sum W[c, r] X[r, p]) for all out_channels c and
+  // `pixels` pixels; rows of X are (in_channel * K + tap), byte strides given.
+  void run(size_t pixels, const float* x, size_t x_stride, float* y, size_t y_stride,
+           float min, float max, ThreadPool* pool) const;
+
+  size_t out_channels() const { return out_channels_; }
+  size_t in_channels() const { return in_channels_; }
+  size_t taps() const { return taps_; }
+  double density() const { return density_; }
+  // Input channels that at least one kept block reads (others need no im2col).
+  const std::vector<uint8_t>& used_inputs() const { return used_inputs_; }
+  // e.g. "gspmm-16x4/avx2".
+  const std::string& name() const { return name_; }
+
+ private:
+  // One kernel's packed stream over `rows` block rows of `b` channels.
+  struct Stream {
+    f32_gspmm_ukernel_fn ukernel = nullptr;
+    size_t b = 1, mr = 1, rows = 0, first_channel = 0;
+    AlignedFloats weights;
+    std::vector<int32_t> row_index;
+    std::vector<uint32_t> nnz;
+    std::vector<size_t> weight_offset, index_offset;  // per block row, rows + 1 entries
+    void call(size_t row0, size_t row1, size_t pixels, const float* x, size_t x_stride,
+              float* y, size_t y_stride, float min, float max) const;
+  };
+
+  size_t out_channels_ = 0, in_channels_ = 0, taps_ = 1;
+  double density_ = 0.0;
+  std::vector<uint8_t> used_inputs_;
+  std::string name_;
+  Stream main_;  // full block rows, B-wide kernel
+  Stream tail_;  // rows of a partial last block row, B = 1 kernel
+};
+
+class GroupSparseConv {
+ public:
+  // Validates the BSR structure and the params; throws std::invalid_argument
+  // with a precise message. table: kernels to use (nullptr = kernels()).
+  //  - 1x1, stride 1, no padding: the kernel runs straight on X (pixels = HW);
+  //  - otherwise: im2col of the used input channels into scratch, then the kernel.
+  GroupSparseConv(const GroupSparseWeights& w, const GroupSparseConvParams& p,
+                  const KernelTable* table = nullptr);
+
+  size_t out_h(size_t in_h) const;
+  size_t out_w(size_t in_w) const;
+  // Bytes of scratch run() needs for this input size with up to `threads` threads.
+  size_t scratch_bytes(size_t in_h, size_t in_w, size_t threads) const;
+  // x: [batch, in_c, in_h, in_w], y: [batch, out_c, out_h, out_w] (must not
+  // overlap x). scratch: scratch_bytes() bytes, 64-byte aligned (may be null if 0).
+  // Results are bitwise identical for any thread count.
+  void run(size_t batch, size_t in_h, size_t in_w, const float* x, float* y, void* scratch,
+           ThreadPool* pool) const;
+  // e.g. "gspmm-16x4/avx2" or "im2col+gspmm-16x4/avx2".
+  const char* path_name() const { return path_name_.c_str(); }
+  double density() const { return plan_.density(); }  // kept weights / dense weights
+
+ private:
+  GroupSparseConvParams p_;
+  size_t kernel_h_, kernel_w_;
+  bool direct_;
+  std::string path_name_;
+  GspmmPlan plan_;
+};
+
+// Y[m, o] = clamp(X[m, i] * W^T + bias): the MatMul/Gemm form (m = rows of X).
+// Weights must have kernel_h = kernel_w = 1.
+class GroupSparseFullyConnected {
+ public:
+  GroupSparseFullyConnected(const GroupSparseWeights& w, float out_min = -INFINITY,
+                            float out_max = INFINITY, const KernelTable* table = nullptr);
+
+  size_t in_features() const { return plan_.in_channels(); }
+  size_t out_features() const { return plan_.out_channels(); }
+  // Bytes of scratch run() needs for m rows (0 for m = 1).
+  size_t scratch_bytes(size_t m, size_t threads) const;
+  // x: [m, in_features], y: [m, out_features] row-major (must not overlap).
+  // m = 1 runs directly on x and y; m > 1 transposes through scratch.
+  void run(size_t m, const float* x, float* y, void* scratch, ThreadPool* pool) const;
+  const char* path_name() const { return plan_.name().c_str(); }
+  double density() const { return plan_.density(); }
+
+ private:
+  float out_min_, out_max_;
+  GspmmPlan plan_;
+};
+
+}  // namespace sde
