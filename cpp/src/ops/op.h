@@ -90,6 +90,7 @@ void register_elementwise_ops(OpRegistry& r);
 void register_pool_ops(OpRegistry& r);
 void register_matmul_ops(OpRegistry& r);
 void register_shape_ops(OpRegistry& r);
+void register_group_sparse_ops(OpRegistry& r);  // ai.sparsedge
 
 
 template <typename T>

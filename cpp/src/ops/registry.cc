@@ -10,6 +10,7 @@ const OpRegistry& OpRegistry::instance() {
     register_pool_ops(r);
     register_matmul_ops(r);
     register_shape_ops(r);
+    register_group_sparse_ops(r);
     return r;
   }();
   return registry;
