@@ -148,23 +148,22 @@ void Conv2dNchw::run_dw_fast(size_t batch, size_t in_h, size_t in_w, const float
   const size_t rows = (oh - 1) * s + k, cols = (ow - 1) * s + k;
   const size_t stride = cols + kDwRowSlack;
   const size_t slot_floats = plane_floats(in_h, in_w);
-  // Columns of a padded row: [0, left) zero, [left, left + copy) input, rest zero.
+  // Each worker's padded plane is zeroed once per run; per channel only the
+  // input rectangle is copied in, so the padding (and slack) stay zero.
+  const size_t slots = std::min(pool ? pool->threads() : size_t{1}, batch * channels);
+  std::memset(scratch, 0, slots * slot_floats * sizeof(float));
   const size_t left = std::min(p_.pad_left, cols);
-  const size_t copy = cols > p_.pad_left ? std::min(in_w, cols - p_.pad_left) : 0;
+  const size_t copy_w = cols > p_.pad_left ? std::min(in_w, cols - p_.pad_left) : 0;
+  const size_t row_begin = std::min(p_.pad_top, rows);
+  const size_t row_end = std::min(rows, p_.pad_top + in_h);
   for_each_task(pool, batch * channels, [&](size_t task, size_t slot) {
     const size_t c = task % channels;
     float* plane = static_cast<float*>(scratch) + slot * slot_floats;
     const float* src = x + task * in_h * in_w;
-    for (size_t r = 0; r < rows; ++r) {
-      float* row = plane + r * stride;
-      const size_t iy = r - p_.pad_top;  // wraps when r < pad_top
-      if (r < p_.pad_top || iy >= in_h) {
-        std::memset(row, 0, stride * sizeof(float));
-        continue;
-      }
-      std::memset(row, 0, left * sizeof(float));
-      std::memcpy(row + left, src + iy * in_w, copy * sizeof(float));
-      std::memset(row + left + copy, 0, (stride - left - copy) * sizeof(float));
+    for (size_t r = row_begin; r < row_end; ++r) {
+      const float* s_row = src + (r - p_.pad_top) * in_w;
+      float* d_row = plane + r * stride + left;
+      for (size_t i = 0; i < copy_w; ++i) d_row[i] = s_row[i];
     }
     dw_kernel_(oh, ow, plane, stride, weights_.data() + c * k * k, bias_.data()[c],
                y + task * oh * ow, ow, p_.out_min, p_.out_max);

@@ -7,7 +7,7 @@
 // 16 columns give 8 independent accumulators and reuse each input load
 // across the output rows it feeds. Reads stay
 // within the 32 floats of row slack the contract guarantees; the last partial
-// vector of a row is stored masked.
+// vector of a row is stored in 4/2/1-float pieces.
 #include <immintrin.h>
 
 #include "kernels/ukernels.h"
@@ -23,9 +23,6 @@ namespace {
 #define SDE_UNROLL
 #endif
 
-alignas(64) const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
-                                            0,  0,  0,  0,  0,  0,  0,  0};
-
 // Stride 2 deinterleaves 16 inputs into even/odd columns with one shuffle
 // each. The shuffle leaves the 8 outputs in lane order 0,1,4,5,2,3,6,7; all
 // taps share that order, so one cross-lane permute per output vector (at the
@@ -36,6 +33,22 @@ inline __m256 even_lanes_permuted(__m256 lo, __m256 hi) {
 inline __m256 odd_lanes_permuted(__m256 lo, __m256 hi) {
   return _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
 }
+// Stores the first n (1..7) lanes of v (vmaskmovps stores are microcoded on AMD).
+inline void store_first_lanes(float* dst, __m256 v, size_t n) {
+  __m128 x = _mm256_castps256_ps128(v);
+  if (n & 4) {
+    _mm_storeu_ps(dst, x);
+    x = _mm256_extractf128_ps(v, 1);
+    dst += 4;
+  }
+  if (n & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst), x);
+    x = _mm_movehl_ps(x, x);
+    dst += 2;
+  }
+  if (n & 1) _mm_store_ss(dst, x);
+}
+
 inline __m256 unpermute(__m256 v) {
   return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), _MM_SHUFFLE(3, 1, 2, 0)));
 }
@@ -43,11 +56,11 @@ inline __m256 unpermute(__m256 v) {
 // R output rows x V vectors of 8 columns, starting at output (oy, ox). Each
 // loaded input vector feeds every output row it belongs to, and the R*V
 // independent accumulators hide the FMA latency. If MASK, the last vector
-// of each row is stored with `mask`.
+// of each row holds only `tail` (1..7) columns.
 template <int K, int S, int R, int V, bool MASK>
 inline void conv_tile(const float* in, size_t in_stride, size_t oy, size_t ox, const __m256* vw,
                       __m256 vbias, float* out, size_t out_stride, __m256 vmin, __m256 vmax,
-                      __m256i mask) {
+                      size_t tail) {
   __m256 acc[R][V];
   SDE_UNROLL
   for (int r = 0; r < R; ++r)
@@ -88,7 +101,7 @@ inline void conv_tile(const float* in, size_t in_stride, size_t oy, size_t ox, c
       __m256 y = S == 2 ? unpermute(acc[r][v]) : acc[r][v];
       y = _mm256_min_ps(_mm256_max_ps(y, vmin), vmax);
       if (MASK && v == V - 1) {
-        _mm256_maskstore_ps(o + v * 8, mask, y);
+        store_first_lanes(o + v * 8, y, tail);
       } else {
         _mm256_storeu_ps(o + v * 8, y);
       }
@@ -97,22 +110,22 @@ inline void conv_tile(const float* in, size_t in_stride, size_t oy, size_t ox, c
 }
 
 // One band of R output rows across the full width: 16-column tiles, then
-// an 8..16 (last vector masked), 8 or 1..7 column remainder.
+// an 8..16 (last vector partial), 8 or 1..7 column remainder.
 template <int K, int S, int R>
 inline void conv_rows(const float* in, size_t in_stride, size_t oy, size_t out_w, const __m256* vw,
                       __m256 vbias, float* out, size_t out_stride, __m256 vmin, __m256 vmax,
-                      __m256i mask) {
+                      size_t tail) {
   size_t ox = 0;
   for (; ox + 16 <= out_w; ox += 16) {
-    conv_tile<K, S, R, 2, false>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_tile<K, S, R, 2, false>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, tail);
   }
   const size_t rest = out_w - ox;
   if (rest > 8) {
-    conv_tile<K, S, R, 2, true>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_tile<K, S, R, 2, true>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, tail);
   } else if (rest == 8) {
-    conv_tile<K, S, R, 1, false>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_tile<K, S, R, 1, false>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, tail);
   } else if (rest > 0) {
-    conv_tile<K, S, R, 1, true>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_tile<K, S, R, 1, true>(in, in_stride, oy, ox, vw, vbias, out, out_stride, vmin, vmax, tail);
   }
 }
 
@@ -125,18 +138,16 @@ void dwconv_avx2(size_t out_h, size_t out_w, const float* in, size_t in_stride, 
   const __m256 vmin = _mm256_set1_ps(min);
   const __m256 vmax = _mm256_set1_ps(max);
   const size_t tail = out_w % 8;
-  const __m256i mask =
-      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - (tail ? tail : 8)));
   constexpr int kBand = K == 3 ? 4 : 2;  // 5x5 needs its 25 weight registers
   size_t oy = 0;
   for (; oy + kBand <= out_h; oy += kBand) {
-    conv_rows<K, S, kBand>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_rows<K, S, kBand>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, tail);
   }
   for (; oy + 2 <= out_h; oy += 2) {
-    conv_rows<K, S, 2>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_rows<K, S, 2>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, tail);
   }
   if (oy < out_h) {
-    conv_rows<K, S, 1>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, mask);
+    conv_rows<K, S, 1>(in, in_stride, oy, out_w, vw, vbias, out, out_stride, vmin, vmax, tail);
   }
 }
 

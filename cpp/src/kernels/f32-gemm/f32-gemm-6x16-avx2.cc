@@ -1,10 +1,12 @@
 // AVX2+FMA GEMM microkernel, 6 rows x 16 columns: 12 accumulators, 2 B
 // vectors and 1 broadcast fill the 16 ymm registers. Column remainders use
-// masked loads/stores, so nothing beyond nc columns of B or C is touched.
+// masked loads and partial stores, so nothing beyond nc columns of B or C is
+// touched.
 #include <immintrin.h>
 
 #include <algorithm>
 
+#include "kernels/f32-gemm/f32-gemm-avx2.h"
 #include "kernels/ukernels.h"
 
 namespace sde {
@@ -132,8 +134,8 @@ void sde_f32_gemm_ukernel_6x16__avx2(size_t mr, size_t nc, size_t kc, const floa
   for (int r = 5; r >= 0; --r) {
     SDE_CLAMP(acc_lo[r]);
     SDE_CLAMP(acc_hi[r]);
-    _mm256_maskstore_ps(cr[r], m_lo, acc_lo[r]);
-    if (n_hi) _mm256_maskstore_ps(cr[r] + 8, m_hi, acc_hi[r]);
+    gemm_avx2::store_first_lanes(cr[r], acc_lo[r], n_lo);
+    if (n_hi) gemm_avx2::store_first_lanes(cr[r] + 8, acc_hi[r], n_hi);
   }
 #undef SDE_CLAMP
 }

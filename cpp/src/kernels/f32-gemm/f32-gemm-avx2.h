@@ -28,11 +28,33 @@ namespace gemm_avx2 {
 alignas(64) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                                    0,  0,  0,  0,  0,  0,  0,  0};
 
+// Stores the first n (1..8) lanes of v. AMD cores microcode vmaskmovps
+// stores (tens of cycles), so the tail goes out in 4/2/1-float pieces.
+inline void store_first_lanes(float* dst, __m256 v, size_t n) {
+  if (n == 8) {
+    _mm256_storeu_ps(dst, v);
+    return;
+  }
+  __m128 x = _mm256_castps256_ps128(v);
+  if (n & 4) {
+    _mm_storeu_ps(dst, x);
+    x = _mm256_extractf128_ps(v, 1);
+    dst += 4;
+  }
+  if (n & 2) {
+    _mm_storel_pi(reinterpret_cast<__m64*>(dst), x);
+    x = _mm_movehl_ps(x, x);
+    dst += 2;
+  }
+  if (n & 1) _mm_store_ss(dst, x);
+}
+
 // One MR x (8*NV) tile; if MASKED, vector NV-1 covers `last` (1..8) columns
 // with mask `m` and the other vectors are full.
 template <int MR, int NV, bool MASKED>
 inline void tile(size_t kc, const float* a, const float* b, size_t ldb, float* const* c,
-                 const float* bv, int accumulate, __m256 vmin, __m256 vmax, __m256i m) {
+                 const float* bv, int accumulate, __m256 vmin, __m256 vmax, __m256i m,
+                 size_t last) {
   __m256 acc[MR][NV];
   SDE_GEMM_UNROLL
   for (int r = 0; r < MR; ++r) {
@@ -67,7 +89,7 @@ inline void tile(size_t kc, const float* a, const float* b, size_t ldb, float* c
     for (int v = 0; v < NV; ++v) {
       const __m256 y = _mm256_min_ps(_mm256_max_ps(acc[r][v], vmin), vmax);
       if (MASKED && v == NV - 1) {
-        _mm256_maskstore_ps(c[r] + 8 * v, m, y);
+        store_first_lanes(c[r] + 8 * v, y, last);
       } else {
         _mm256_storeu_ps(c[r] + 8 * v, y);
       }
@@ -89,7 +111,7 @@ inline void gemm(size_t mr, size_t nc, size_t kc, const float* a_packed, const f
   const __m256 vmax = _mm256_set1_ps(max);
   const __m256i full = _mm256_set1_epi32(-1);
   for (; nc >= NR; nc -= NR) {
-    tile<MR, NV, false>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, full);
+    tile<MR, NV, false>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, full, 8);
     b += NR;
     for (int r = 0; r < MR; ++r) cr[r] += NR;
   }
@@ -98,10 +120,10 @@ inline void gemm(size_t mr, size_t nc, size_t kc, const float* a_packed, const f
   const size_t last = nc - (nc - 1) / 8 * 8;  // 1..8
   const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMaskTable + 8 - last));
   switch ((nc - 1) / 8) {
-    case 0: tile<MR, 1, true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m); break;
-    case 1: if (NV > 1) tile<MR, (NV > 1 ? 2 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m); break;
-    case 2: if (NV > 2) tile<MR, (NV > 2 ? 3 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m); break;
-    default: if (NV > 3) tile<MR, (NV > 3 ? 4 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m); break;
+    case 0: tile<MR, 1, true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m, last); break;
+    case 1: if (NV > 1) tile<MR, (NV > 1 ? 2 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m, last); break;
+    case 2: if (NV > 2) tile<MR, (NV > 2 ? 3 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m, last); break;
+    default: if (NV > 3) tile<MR, (NV > 3 ? 4 : 1), true>(kc, a_packed, b, ldb, cr, bv, accumulate, vmin, vmax, m, last); break;
   }
 }
 
