@@ -18,6 +18,7 @@ import onnx
 from onnx import helper
 
 from .. import format as fmt
+from .blas import single_threaded_blas
 from .calibration import load_calibration
 from .errors import CalibrationError, ExportError, InvalidSparsityError, NothingToPruneError
 from .graph import Layer, Net, find_layers, load_net, prepare
@@ -190,8 +191,9 @@ def export_sparse(input_path, output_path, sparsity: float, pattern: str = "4x1"
         raise CalibrationError("recovery needs calibration data: pass calibration=... (CLI: --calibration) "
                                "or recover=False (CLI: --no-recover)")
 
-    layer_reports, rearrangement, pruned, masks = sparsify_net(
-        net, sparsity, block, data, rearrange, recover, allocation, protect_first_last, log)
+    with single_threaded_blas():  # many small solves: BLAS threads only add hand-off cost
+        layer_reports, rearrangement, pruned, masks = sparsify_net(
+            net, sparsity, block, data, rearrange, recover, allocation, protect_first_last, log)
     by_index = dict(enumerate(layer_reports))  # layer.index is the position in find_layers order
     _write_sparse_layers(net, pruned, masks, block, by_index)
 

@@ -9,7 +9,8 @@ dense layer's pre-activation output on the dense network's inputs:
 
 solved through ridge-regularised normal equations (damping = 1% of the mean
 diagonal, as SparseGPT). Correcting for upstream error is what makes the
-sequential order worth its cost: one onnxruntime pass per layer.
+sequential order worth its cost: one onnxruntime pass per group of layers (at most
+MAX_CAPTURE_PASSES).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .prune import prune_weight
 __all__ = ["DenseStats", "capture_dense", "recover_layers", "refit_layer"]
 
 DAMPING = 0.01
+MAX_CAPTURE_PASSES = 12
 
 
 @dataclass
@@ -95,22 +97,34 @@ def refit_layer(weight: np.ndarray, bias: np.ndarray, mask: np.ndarray, block: i
 
 
 def recover_layers(net: Net, layers: list[Layer], masks: dict[int, np.ndarray], block: int,
-                   data: np.ndarray, dense: DenseStats, log=None) -> dict[int, tuple[float, float]]:
-    """Prune and re-fit ``layers`` in order, in place in ``net``; returns {index: (err before, after)}."""
+                   data: np.ndarray, dense: DenseStats, log=None,
+                   max_passes: int = MAX_CAPTURE_PASSES) -> dict[int, tuple[float, float]]:
+    """Prune and re-fit ``layers`` in order, in place in ``net``; returns {index: (err before, after)}.
+
+    Layers are taken in consecutive groups, one onnxruntime pass per group (at most ``max_passes``):
+    a group sees the inputs of the network with every earlier group already pruned and re-fit.
+    """
     errors = {}
-    for layer in layers:
-        collected: list[np.ndarray] = []
-        run_capture(net, data, [layer.x],
-                    lambda sample, values: collected.append(layer_rows(layer, values[layer.x], sample)))
-        sparse_rows = np.concatenate(collected)
-        weight, bias, before, after = refit_layer(layer.get_weight(net), layer.get_bias(net),
-                                                  masks[layer.index], block, sparse_rows,
-                                                  dense.rows[layer.index], fit_bias=layer.kind != "matmul")
-        layer.set_weight(net, weight)
-        _set_bias(net, layer, bias)
-        errors[layer.index] = (before, after)
-        if log:
-            log(f"recover {layer.name}: layer output error {before:.4f} -> {after:.4f}")
+    group = -(-len(layers) // max(1, max_passes))
+    for start in range(0, len(layers), group):
+        chunk = layers[start:start + group]
+        collected: dict[int, list[np.ndarray]] = {layer.index: [] for layer in chunk}
+
+        def on_sample(sample, values, chunk=chunk, collected=collected):
+            for layer in chunk:
+                collected[layer.index].append(layer_rows(layer, values[layer.x], sample))
+
+        run_capture(net, data, [layer.x for layer in chunk], on_sample)
+        for layer in chunk:
+            weight, bias, before, after = refit_layer(
+                layer.get_weight(net), layer.get_bias(net), masks[layer.index], block,
+                np.concatenate(collected[layer.index]), dense.rows[layer.index],
+                fit_bias=layer.kind != "matmul")
+            layer.set_weight(net, weight)
+            _set_bias(net, layer, bias)
+            errors[layer.index] = (before, after)
+            if log:
+                log(f"recover {layer.name}: layer output error {before:.4f} -> {after:.4f}")
     return errors
 
 
