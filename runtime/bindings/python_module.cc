@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <exception>
 
 #include "core/session.h"
 #include "kernels/kernels.h"
@@ -40,6 +41,26 @@ auto guarded(F&& f) -> decltype(f()) {
   } catch (const std::bad_alloc&) {
     raise_error(Error(StatusCode::kOutOfMemory, "out of memory"));
   }
+}
+
+// Runs f with the GIL released. Errors are caught there and raised as Python
+// exceptions only once the GIL is held again: raising needs the interpreter.
+template <typename F>
+auto without_gil(F&& f) -> decltype(f()) {
+  std::exception_ptr failure;
+  decltype(f()) result{};
+  {
+    py::gil_scoped_release release;
+    try {
+      result = f();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  }
+  if (failure) {
+    return guarded([&]() -> decltype(f()) { std::rethrow_exception(failure); });
+  }
+  return result;
 }
 
 DType dtype_of(const py::dtype& dt) {
@@ -113,8 +134,7 @@ class PySession {
       session_ = guarded([&] { return Session::from_bytes(data, size, opts); });
     } else {
       std::string path = py::str(model);
-      py::gil_scoped_release release;
-      session_ = guarded([&] { return Session::from_file(path, opts); });
+      session_ = without_gil([&] { return Session::from_file(path, opts); });
     }
   }
 
@@ -159,11 +179,7 @@ class PySession {
       tensors.emplace_back(name, Tensor::view(dt, shape, const_cast<void*>(arr.data())));
       keep.push_back(arr);
     }
-    std::vector<Tensor> results;
-    {
-      py::gil_scoped_release release;
-      results = guarded([&] { return session_->run(tensors, output_names); });
-    }
+    std::vector<Tensor> results = without_gil([&] { return session_->run(tensors, output_names); });
     py::list out;
     for (const Tensor& t : results) {
       py::array arr(numpy_dtype(t.dtype), std::vector<py::ssize_t>(t.shape.begin(), t.shape.end()));

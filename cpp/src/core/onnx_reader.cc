@@ -399,6 +399,20 @@ Model parse_model(const uint8_t* data, size_t size, const std::string& base_dir,
   Model model;
   bool has_graph = false;
   try {
+    // A serialized TensorProto, GraphProto or NodeProto is valid protobuf
+    // too; tell those apart by the wire types of ModelProto's own fields.
+    pbf_reader probe(reinterpret_cast<const char*>(data), size);
+    while (probe.next()) {
+      const uint32_t tag = probe.tag();
+      const bool is_varint = tag == 1 || tag == 5;
+      const bool is_known = is_varint || (tag >= 2 && tag <= 8) || tag == 14 || tag == 20 || tag == 25;
+      const auto want = is_varint ? protozero::pbf_wire_type::varint : protozero::pbf_wire_type::length_delimited;
+      if (is_known && probe.wire_type() != want) {
+        bad("the data is not an ONNX ModelProto (field " + std::to_string(tag) + " has wire type " +
+            std::to_string(int(probe.wire_type())) + "; is it a TensorProto, GraphProto or NodeProto?)");
+      }
+      probe.skip();
+    }
     pbf_reader m(reinterpret_cast<const char*>(data), size);
     while (m.next()) {
       switch (m.tag()) {
