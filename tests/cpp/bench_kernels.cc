@@ -1,7 +1,8 @@
 // Times Conv2dNchw on the real layer shapes of MobileNet-v1 1.0/224 (stem,
-// 13 depthwise + pointwise pairs) and the 1024->1000 classifier, per ISA.
+// 13 depthwise + pointwise pairs) or EfficientNet-Lite0, and the classifier,
+// per ISA.
 // Not a test. Usage:
-//   bench_kernels [--isa NAME] [--gemm NAME] [--threads N] [--kc N] [--nc N] [--min-time SEC]
+//   bench_kernels [--model mobilenet-v1|efficientnet-lite0] [--isa NAME] [--gemm NAME] [--threads N] [--kc N] [--nc N] [--pack-b-min-ldb N] [--min-time SEC]
 // --gemm picks a GEMM microkernel from f32-gemm.inc by (part of) its name.
 #include <algorithm>
 #include <chrono>
@@ -81,31 +82,67 @@ double time_best(F f, double min_time) {  // seconds per call (best of repeats)
   return best;
 }
 
+// EfficientNet-Lite0 at 224: stem, 16 MBConv blocks (expand 1x1, depthwise
+// 3x3/5x5, project 1x1), head 1x1.
+std::vector<Layer> efficientnet_lite0() {
+  std::vector<Layer> v;
+  v.push_back({"stem", 3, 32, 1, 3, 2, 224});
+  struct Block { size_t c_in, c_out, expand, k, stride, hw; };
+  const Block blocks[] = {
+      {32, 16, 1, 3, 1, 112},  {16, 24, 6, 3, 2, 112}, {24, 24, 6, 3, 1, 56},
+      {24, 40, 6, 5, 2, 56},   {40, 40, 6, 5, 1, 28},  {40, 80, 6, 3, 2, 28},
+      {80, 80, 6, 3, 1, 14},   {80, 80, 6, 3, 1, 14},  {80, 112, 6, 5, 1, 14},
+      {112, 112, 6, 5, 1, 14}, {112, 112, 6, 5, 1, 14}, {112, 192, 6, 5, 2, 14},
+      {192, 192, 6, 5, 1, 7},  {192, 192, 6, 5, 1, 7},  {192, 192, 6, 5, 1, 7},
+      {192, 320, 6, 3, 1, 7}};
+  for (const Block& b : blocks) {
+    const size_t mid = b.c_in * b.expand;
+    if (b.expand != 1) v.push_back({"pw", b.c_in, mid, 1, 1, 1, b.hw});
+    v.push_back({"dw", mid, mid, mid, b.k, b.stride, b.hw});
+    v.push_back({"pw", mid, b.c_out, 1, 1, 1, b.hw / b.stride});
+  }
+  v.push_back({"pw", 320, 1280, 1, 1, 1, 7});
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string only_isa, gemm_name;
+  std::string only_isa, gemm_name, model = "mobilenet-v1";
   size_t threads = 1;
   double min_time = 0.05;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
     if (a == "--isa") only_isa = next();
+    else if (a == "--model") model = next();
     else if (a == "--gemm") gemm_name = next();
     else if (a == "--threads") threads = std::max(1, std::atoi(next()));
     else if (a == "--kc") gemm_tuning().kc = std::strtoul(next(), nullptr, 10);
     else if (a == "--nc") gemm_tuning().nc = std::strtoul(next(), nullptr, 10);
+    else if (a == "--pack-b-min-ldb") gemm_tuning().pack_b_min_ldb = std::strtoul(next(), nullptr, 10);
     else if (a == "--min-time") min_time = std::atof(next());
     else {
-      std::fprintf(stderr, "usage: %s [--isa NAME] [--gemm NAME] [--threads N] [--kc N] [--nc N] [--min-time S]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--model mobilenet-v1|efficientnet-lite0] [--isa NAME] [--gemm NAME] [--threads N] [--kc N] [--nc N] [--pack-b-min-ldb N] [--min-time S]\n", argv[0]);
       return 2;
     }
   }
   std::unique_ptr<ThreadPool> pool;
   if (threads > 1) pool.reset(new ThreadPool(threads));
   const Isa all[] = {Isa::kScalar, Isa::kSse2, Isa::kAvx2, Isa::kAvx512f, Isa::kNeon, Isa::kWasmSimd};
-  std::printf("MobileNet-v1 1.0/224 conv stack, batch 1, %zu thread(s), kc=%zu nc=%zu\n", threads,
-              gemm_tuning().kc, gemm_tuning().nc);
+  std::vector<Layer> layers;
+  size_t fc_k = 1024;
+  if (model == "mobilenet-v1") {
+    layers = mobilenet_v1();
+  } else if (model == "efficientnet-lite0") {
+    layers = efficientnet_lite0();
+    fc_k = 1280;
+  } else {
+    std::fprintf(stderr, "unknown model %s\n", model.c_str());
+    return 2;
+  }
+  std::printf("%s conv stack at 224, batch 1, %zu thread(s), kc=%zu nc=%zu\n", model.c_str(),
+              threads, gemm_tuning().kc, gemm_tuning().nc);
   for (Isa isa : all) {
     if (!isa_supported(isa)) continue;
     if (!only_isa.empty() && only_isa != isa_name(isa)) continue;
@@ -130,7 +167,7 @@ int main(int argc, char** argv) {
                 "MMAC", "path", "ms", "GFLOP/s");
     double t_total = 0, t_pw = 0, t_dw = 0, f_total = 0, f_pw = 0, f_dw = 0;
     int idx = 0;
-    for (const Layer& L : mobilenet_v1()) {
+    for (const Layer& L : layers) {
       Conv2dParams p;
       p.in_channels = L.cin;
       p.out_channels = L.cout;
@@ -160,7 +197,7 @@ int main(int argc, char** argv) {
       ++idx;
     }
     {  // classifier
-      const size_t k = 1024, n = 1000;
+      const size_t k = fc_k, n = 1000;
       const std::vector<float> w = random_vec(k * n, 7), b = random_vec(n, 8), x = random_vec(k, 9);
       std::vector<float> y(n);
       FullyConnected fc(k, n, w.data(), false, b.data(), -INFINITY, INFINITY, &table);

@@ -111,6 +111,7 @@ void gemm_run(const GemmConfig& cfg, const GemmArgs& g, void* scratch, ThreadPoo
   m_groups = divide_round_up(panels, panels_per_group);
   const size_t slot_floats = round_up(bl.kc * bl.nc * sizeof(float), kScratchAlignment) / sizeof(float);
   const float inf = INFINITY;
+  const bool pack_b = g.b_packed == nullptr && g.ldb >= gemm_tuning().pack_b_min_ldb;
 
   for_each_task(pool, m_groups * bl.n_blocks, [&](size_t task, size_t slot) {
     const size_t nb = task % bl.n_blocks, mg = task / bl.n_blocks;
@@ -125,9 +126,14 @@ void gemm_run(const GemmConfig& cfg, const GemmArgs& g, void* scratch, ThreadPoo
       const float lo = last ? g.min : -inf, hi = last ? g.max : inf;
       const float* bstrips;
       size_t strip_stride;  // floats between consecutive strips
+      size_t ldb = nr;
       if (g.b_packed) {
         bstrips = g.b_packed + n0 * g.k + k0 * nr;
         strip_stride = g.k * nr;
+      } else if (!pack_b) {
+        bstrips = g.b + k0 * g.ldb + n0;
+        strip_stride = nr;
+        ldb = g.ldb;
       } else {
         pack_b_block(g.b, g.ldb, k0, kcb, n0, ncb, nr, bbuf);
         bstrips = bbuf;
@@ -140,7 +146,7 @@ void gemm_run(const GemmConfig& cfg, const GemmArgs& g, void* scratch, ThreadPoo
         float* cp = g.c + row0 * g.ldc + n0;
         const float* bp = bstrips;
         for (size_t j = 0; j < ncb; j += nr) {
-          ukernel(mrp, std::min(nr, ncb - j), kcb, ap, bp, nr, cp + j, g.ldc, bias, accumulate,
+          ukernel(mrp, std::min(nr, ncb - j), kcb, ap, bp, ldb, cp + j, g.ldc, bias, accumulate,
                   lo, hi);
           bp += strip_stride;
         }

@@ -19,6 +19,9 @@ class ThreadPool;
 struct GemmTuning {
   size_t kc = 256;  // K block: one B strip (kc x NR) stays in L1 across panels
   size_t nc = 256;  // N block: the packed kc x nc B block stays in L2
+  // Raw B is packed when its rows are at least this many floats apart
+  // (short rows are read in place: packing would cost more than it saves).
+  size_t pack_b_min_ldb = 0;
 };
 GemmTuning& gemm_tuning();
 
