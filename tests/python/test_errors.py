@@ -350,3 +350,39 @@ def test_model_path_loads(tmp_path):
     path = tmp_path / "conv.onnx"
     onnx.save_model(conv_model(), str(path))
     still_alive(sparsedge.InferenceSession(path))  # os.PathLike accepted
+
+
+def test_pool_window_larger_than_input():
+    model = make_model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[3, 3])],
+                       {"x": (FLOAT, [1, 2, 1, 5])}, {"y": (FLOAT, None)})
+    sess = sparsedge.InferenceSession(model.SerializeToString())
+    raises(InvalidArgumentError, "smaller than the 3x3 window", sess.run, None,
+           {"x": np.zeros((1, 2, 1, 5), np.float32)})
+
+
+def test_gather_index_out_of_range():
+    x = np.zeros((4, 5), np.float32)
+    const = make_model([helper.make_node("Gather", ["x", "i"], ["y"])], {"x": (FLOAT, [4, 5])}, {"y": (FLOAT, None)},
+                       {"i": np.array([0, 7], np.int64)})
+    raises(InvalidArgumentError, "index 7 is out of range", sparsedge.InferenceSession(const.SerializeToString()).run,
+           None, {"x": x})
+    dyn = make_model([helper.make_node("Gather", ["x", "i"], ["y"])],
+                     {"x": (FLOAT, [4, 5]), "i": (TensorProto.INT64, [2])}, {"y": (FLOAT, None)})
+    sess = sparsedge.InferenceSession(dyn.SerializeToString())
+    raises(InvalidArgumentError, "index -5 is out of range", sess.run, None, {"x": x, "i": np.array([0, -5], np.int64)})
+    assert sess.run(None, {"x": x, "i": np.array([0, -4], np.int64)})[0].shape == (2, 5)
+
+
+@pytest.mark.parametrize("op, to, what", [
+    ("Cast", TensorProto.FLOAT16, "cast to float16"),
+    ("Pad", TensorProto.INT64, "float32 only"),
+])
+def test_unsupported_types(op, to, what):
+    if op == "Cast":
+        model = make_model([helper.make_node("Cast", ["x"], ["y"], to=to)], {"x": (FLOAT, [3])}, {"y": (to, None)})
+        raises(UnsupportedError, what, sparsedge.InferenceSession, model.SerializeToString())
+    else:
+        model = make_model([helper.make_node("Pad", ["x", "p"], ["y"])], {"x": (to, [3])}, {"y": (to, None)},
+                           {"p": np.array([1, 1], np.int64)})
+        sess = sparsedge.InferenceSession(model.SerializeToString())
+        raises(UnsupportedError, what, sess.run, None, {"x": np.arange(3, dtype=np.int64)})

@@ -519,6 +519,8 @@ SHAPE_CASES = {
     "batchnorm_2d": lambda: bn_case((4, 6), eps=1e-3),
     "batchnorm_3d": lambda: bn_case((2, 5, 7)),
     "batchnorm_op9": lambda: bn_case((1, 3, 2, 2), opset=9),
+    "batchnorm_empty_batch": lambda: bn_case((0, 3)),
+    "relu_after_empty_concat": lambda: concat_case([(0, 3), (0, 3)], 0),
 }
 
 

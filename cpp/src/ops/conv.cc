@@ -192,6 +192,7 @@ class BatchNormOp : public Op {
   }
   void run(const RunArgs& a) override {
     const Shape& s = a.in[0]->shape;
+    if (shape_numel(s) == 0) return;  // empty batch or spatial size; also avoids 0/0 below
     const int64_t c = s[1], inner = shape_numel(s) / (s[0] * c);
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();

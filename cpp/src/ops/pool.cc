@@ -71,6 +71,10 @@ class PoolOp : public Op {
       hw = {1, 1};
     } else {
       w_ = pool_window(node_, s, hw, ceil_);
+      if (hw[0] <= 0 || hw[1] <= 0) {
+        error(StatusCode::kInvalidArgument, "input " + shape_str(s) + " with its padding is smaller than the " +
+                                                std::to_string(w_.kh) + "x" + std::to_string(w_.kw) + " window");
+      }
     }
     out[0].dtype = DType::kFloat32;
     out[0].shape = {s[0], s[1], hw[0], hw[1]};

@@ -258,6 +258,9 @@ class GatherOp : public Op {
     if (d.empty()) error(StatusCode::kInvalidModel, "cannot gather from a scalar");
     axis_ = normalize_axis(node_, node_.get_int("axis", 0), d.size());
     if (in[1]->dtype != DType::kInt64 && in[1]->dtype != DType::kInt32) error(StatusCode::kInvalidModel, "indices must be int64 or int32");
+    if (in[1]->is_constant()) {
+      for (int64_t j : in[1]->constant.to_int64_vector()) check_index(j, d[axis_]);
+    }
     Shape s(d.begin(), d.begin() + axis_);
     s.insert(s.end(), in[1]->shape.begin(), in[1]->shape.end());
     s.insert(s.end(), d.begin() + axis_ + 1, d.end());
@@ -277,14 +280,22 @@ class GatherOp : public Op {
     char* dst = static_cast<char*>(a.out[0]->data);
     for (int64_t o = 0; o < outer; ++o) {
       for (size_t k = 0; k < idx.size(); ++k) {
-        int64_t j = idx[k] < 0 ? idx[k] + n : idx[k];
-        if (j < 0 || j >= n) j = std::clamp<int64_t>(j, 0, n - 1);  // checked in infer when constant
+        const int64_t j = check_index(idx[k], n);
         std::memcpy(dst + (o * idx.size() + k) * row, src + (o * n + j) * row, row);
       }
     }
   }
 
  private:
+  // The index in [0, n), or an error naming it (ONNX allows [-n, n)).
+  int64_t check_index(int64_t j, int64_t n) const {
+    if (j < -n || j >= n) {
+      error(StatusCode::kInvalidArgument, "index " + std::to_string(j) + " is out of range for an axis of size " +
+                                              std::to_string(n));
+    }
+    return j < 0 ? j + n : j;
+  }
+
   int64_t axis_ = 0;
 };
 
