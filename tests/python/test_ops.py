@@ -751,3 +751,35 @@ def test_operator_list_covers_tested_ops():
                "Reshape", "Transpose", "Concat", "Softmax", "Pad", "BatchNormalization", "Identity",
                "Dropout", "Shape", "Gather", "Unsqueeze", "Cast", "Slice", "Squeeze"):
         assert op in ops, op
+
+
+@pytest.mark.parametrize("case", sorted(FUSION_CASES) + ["torch_chain", "gemm_relu"])
+def test_unoptimized_graph_matches(case):
+    """optimize=False runs every node as written (no folding or fusion) and must agree too."""
+    if case == "torch_chain":
+        model, feeds = torch_flatten_chain(13), {"x": rand(2, 3, 4, 5)}
+    elif case == "gemm_relu":
+        model, feeds = gemm_case(5, 12, 9, 0, 1)
+        model.graph.node[0].output[0] = "g"
+        model.graph.node.append(helper.make_node("Relu", ["g"], ["y"]))
+    else:
+        model, feeds = FUSION_CASES[case]()
+    sess = sparsedge.InferenceSession(model.SerializeToString(), optimize=False)
+    assert len(sess.get_nodes()) == len(model.graph.node)
+    for got, ref in zip(sess.run(None, feeds), reference(model, feeds)):
+        assert_close(got, ref, case)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_dynamic_spatial_sizes(isa):
+    """SAME pads depend on the input size: alternate sizes on one session, two threads."""
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=8, strides=[2, 2], auto_pad="SAME_UPPER"),
+             helper.make_node("MaxPool", ["c"], ["p"], kernel_shape=[2, 2], auto_pad="SAME_LOWER"),
+             helper.make_node("GlobalAveragePool", ["p"], ["y"])]
+    model = make_model(nodes, {"x": (FLOAT, [1, 8, "H", "W"])}, {"y": (FLOAT, None), "c": (FLOAT, None)},
+                       {"w": rand(8, 1, 3, 3, seed=1)})
+    sess = sparsedge.InferenceSession(model.SerializeToString(), isa=isa, threads=2)
+    for hw in [(9, 9), (16, 17), (1, 1), (9, 9), (16, 17)]:
+        feeds = {"x": rand(1, 8, *hw, seed=hw[1])}
+        for got, ref in zip(sess.run(None, feeds), reference(model, feeds)):
+            assert_close(got, ref, f"{hw}")
