@@ -3,13 +3,15 @@
 // reused by all B channels of a block).
 //
 // Pixel remainder: narrower tiles of 16, 8 (ymm), 4, 2 (xmm) and a 1-pixel
-// tile that vectorises across the B channels instead. All of them keep the
-// same per-element order (bias, then FMAs in stream order), so results are
-// bitwise independent of how the pixels are split into tiles.
+// tile that vectorises across the B channels instead (with 4 block rows in
+// flight). All of them keep the same per-element order (bias, then FMAs in
+// stream order), so results are bitwise independent of how the pixels are
+// split into tiles.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/f32-gspmm/f32-gspmm.h"
 
@@ -20,103 +22,126 @@ inline const float* input_row(const char* input, size_t input_stride, int32_t r)
   return reinterpret_cast<const float*>(input + size_t(uint32_t(r)) * input_stride);
 }
 
-// NV ymm vectors (8 * NV pixels) x B channels.
-template <size_t B, size_t NV>
-void tile_ymm(size_t block_rows, const char* input, size_t input_stride, const float* w,
-              const int32_t* row_index, const uint32_t* nnz, char* output,
-              size_t output_stride, float min, float max) {
-  const __m256 vmin = _mm256_set1_ps(min), vmax = _mm256_set1_ps(max);
+// Pixel vectors: 8 (ymm), 4 and 2 (xmm) pixels.
+struct Y8 {
+  using V = __m256;
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V clamp(V a, float lo, float hi) {
+    return _mm256_min_ps(_mm256_max_ps(a, _mm256_set1_ps(lo)), _mm256_set1_ps(hi));
+  }
+  static void store(float* p, V a) { _mm256_storeu_ps(p, a); }
+};
+struct X4 {
+  using V = __m128;
+  static V load(const float* p) { return _mm_loadu_ps(p); }
+  static V bcast(const float* p) { return _mm_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm_fmadd_ps(a, b, c); }
+  static V clamp(V a, float lo, float hi) {
+    return _mm_min_ps(_mm_max_ps(a, _mm_set1_ps(lo)), _mm_set1_ps(hi));
+  }
+  static void store(float* p, V a) { _mm_storeu_ps(p, a); }
+};
+struct X2 : X4 {
+  static V load(const float* p) {
+    return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+  }
+  static void store(float* p, V a) { _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(a)); }
+};
+
+// NV pixel vectors x B channels, one block row at a time.
+template <class P, size_t B, size_t NV>
+void tile(size_t block_rows, const char* input, size_t input_stride, const float* w,
+          const int32_t* row_index, const uint32_t* nnz, char* output, size_t output_stride,
+          float min, float max) {
+  using V = typename P::V;
+  constexpr size_t kW = sizeof(V) / sizeof(float);
   for (size_t r = 0; r < block_rows; ++r) {
-    __m256 acc[B][NV];
+    V acc[B][NV];
     for (size_t b = 0; b < B; ++b) {
-      const __m256 vb = _mm256_broadcast_ss(w + b);
+      const V vb = P::bcast(w + b);
       for (size_t v = 0; v < NV; ++v) acc[b][v] = vb;
     }
     w += B;
     for (uint32_t n = nnz[r]; n != 0; --n) {
       const float* x = input_row(input, input_stride, *row_index++);
-      __m256 xv[NV];
-      for (size_t v = 0; v < NV; ++v) xv[v] = _mm256_loadu_ps(x + 8 * v);
+      V xv[NV];
+      for (size_t v = 0; v < NV; ++v) xv[v] = P::load(x + kW * v);
       for (size_t b = 0; b < B; ++b) {
-        const __m256 wb = _mm256_broadcast_ss(w + b);
-        for (size_t v = 0; v < NV; ++v) acc[b][v] = _mm256_fmadd_ps(wb, xv[v], acc[b][v]);
+        const V wb = P::bcast(w + b);
+        for (size_t v = 0; v < NV; ++v) acc[b][v] = P::fma(wb, xv[v], acc[b][v]);
       }
       w += B;
     }
     for (size_t b = 0; b < B; ++b) {
       float* o = reinterpret_cast<float*>(output + (r * B + b) * output_stride);
-      for (size_t v = 0; v < NV; ++v) {
-        _mm256_storeu_ps(o + 8 * v, _mm256_min_ps(_mm256_max_ps(acc[b][v], vmin), vmax));
-      }
-    }
-  }
-}
-
-// One xmm of T = 4 or 2 pixels x B channels.
-template <size_t B, size_t T>
-void tile_xmm(size_t block_rows, const char* input, size_t input_stride, const float* w,
-              const int32_t* row_index, const uint32_t* nnz, char* output,
-              size_t output_stride, float min, float max) {
-  const __m128 vmin = _mm_set1_ps(min), vmax = _mm_set1_ps(max);
-  for (size_t r = 0; r < block_rows; ++r) {
-    __m128 acc[B];
-    for (size_t b = 0; b < B; ++b) acc[b] = _mm_broadcast_ss(w + b);
-    w += B;
-    for (uint32_t n = nnz[r]; n != 0; --n) {
-      const float* x = input_row(input, input_stride, *row_index++);
-      const __m128 xv = T == 4 ? _mm_loadu_ps(x)
-                               : _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(x)));
-      for (size_t b = 0; b < B; ++b) acc[b] = _mm_fmadd_ps(_mm_broadcast_ss(w + b), xv, acc[b]);
-      w += B;
-    }
-    for (size_t b = 0; b < B; ++b) {
-      float* o = reinterpret_cast<float*>(output + (r * B + b) * output_stride);
-      const __m128 y = _mm_min_ps(_mm_max_ps(acc[b], vmin), vmax);
-      if (T == 4) {
-        _mm_storeu_ps(o, y);
-      } else {
-        _mm_store_sd(reinterpret_cast<double*>(o), _mm_castps_pd(y));
-      }
+      for (size_t v = 0; v < NV; ++v) P::store(o + kW * v, P::clamp(acc[b][v], min, max));
     }
   }
 }
 
 // One pixel: the B weights of a nonzero are one vector, the pixel is broadcast.
+// A single accumulator per row would be bound by the FMA latency, so 4 block
+// rows run jointly over their common nonzero count, then each finishes alone
+// (the order of the sum per element is unchanged).
 template <size_t B>
 void tile_1(size_t block_rows, const char* input, size_t input_stride, const float* w,
             const int32_t* row_index, const uint32_t* nnz, char* output, size_t output_stride,
             float min, float max) {
-  for (size_t r = 0; r < block_rows; ++r) {
-    alignas(32) float y[8];
-    if constexpr (B == 8) {
-      __m256 acc = _mm256_loadu_ps(w);
-      w += B;
-      for (uint32_t n = nnz[r]; n != 0; --n) {
-        const float* x = input_row(input, input_stride, *row_index++);
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(w), _mm256_broadcast_ss(x), acc);
-        w += B;
-      }
-      acc = _mm256_min_ps(_mm256_max_ps(acc, _mm256_set1_ps(min)), _mm256_set1_ps(max));
-      _mm256_store_ps(y, acc);
-    } else {
-      auto load_w = [](const float* p) {
-        if constexpr (B == 4) return _mm_loadu_ps(p);
-        if constexpr (B == 2) return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
-        if constexpr (B == 1) return _mm_load_ss(p);
-      };
-      __m128 acc = load_w(w);
-      w += B;
-      for (uint32_t n = nnz[r]; n != 0; --n) {
-        const float* x = input_row(input, input_stride, *row_index++);
-        acc = _mm_fmadd_ps(load_w(w), _mm_broadcast_ss(x), acc);
-        w += B;
-      }
-      acc = _mm_min_ps(_mm_max_ps(acc, _mm_set1_ps(min)), _mm_set1_ps(max));
-      _mm_store_ps(y, acc);
+  using P = typename std::conditional<B == 8, Y8, X4>::type;
+  using V = typename P::V;
+  constexpr size_t R = 4;
+  auto load_w = [](const float* p) -> V {
+    if constexpr (B == 8) return _mm256_loadu_ps(p);
+    if constexpr (B == 4) return _mm_loadu_ps(p);
+    if constexpr (B == 2) return _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+    if constexpr (B == 1) return _mm_load_ss(p);
+  };
+  size_t r = 0;
+  for (; r < block_rows; r += R) {
+    const size_t rows = block_rows - r < R ? block_rows - r : R;
+    const float* wq[R];
+    const int32_t* iq[R];
+    uint32_t nq[R];
+    V acc[R];
+    uint32_t common = nnz[r];
+    for (size_t q = 0; q < R; ++q) {
+      // Missing rows (last group) alias row 0's stream with no nonzeros.
+      nq[q] = q < rows ? nnz[r + q] : 0;
+      wq[q] = q == 0 ? w : q < rows ? wq[q - 1] + B * (1 + nq[q - 1]) : w;
+      iq[q] = q == 0 ? row_index : q < rows ? iq[q - 1] + nq[q - 1] : row_index;
+      if (q < rows) common = nq[q] < common ? nq[q] : common;
     }
-    for (size_t b = 0; b < B; ++b) {
-      *reinterpret_cast<float*>(output + (r * B + b) * output_stride) = y[b];
+    for (size_t q = 0; q < R; ++q) {
+      acc[q] = load_w(wq[q]);
+      wq[q] += B;
     }
+    for (uint32_t n = common; n != 0; --n) {
+      for (size_t q = 0; q < R; ++q) {
+        acc[q] = P::fma(load_w(wq[q]), P::bcast(input_row(input, input_stride, *iq[q]++)), acc[q]);
+        wq[q] += B;
+      }
+    }
+    for (size_t q = 0; q < R; ++q) {
+      for (uint32_t n = q < rows ? nq[q] - common : 0; n != 0; --n) {
+        acc[q] = P::fma(load_w(wq[q]), P::bcast(input_row(input, input_stride, *iq[q]++)), acc[q]);
+        wq[q] += B;
+      }
+    }
+    for (size_t q = 0; q < rows; ++q) {
+      alignas(32) float y[8];
+      if constexpr (B == 8) {
+        _mm256_store_ps(y, P::clamp(acc[q], min, max));
+      } else {
+        _mm_store_ps(y, P::clamp(acc[q], min, max));
+      }
+      for (size_t b = 0; b < B; ++b) {
+        *reinterpret_cast<float*>(output + ((r + q) * B + b) * output_stride) = y[b];
+      }
+    }
+    w = wq[rows - 1];
+    row_index = iq[rows - 1];
   }
 }
 
@@ -131,31 +156,31 @@ void gspmm(size_t pixels, size_t block_rows, const float* input, size_t input_st
     out += t * sizeof(float);
   };
   for (; pixels >= MR; pixels -= MR) {
-    tile_ymm<B, MR / 8>(block_rows, in, input_stride, weights, row_index, nnz, out,
+    tile<Y8, B, MR / 8>(block_rows, in, input_stride, weights, row_index, nnz, out,
                         output_stride, min, max);
     advance(MR);
   }
   if constexpr (MR >= 32) {
     if (pixels & 16) {
-      tile_ymm<B, 2>(block_rows, in, input_stride, weights, row_index, nnz, out,
+      tile<Y8, B, 2>(block_rows, in, input_stride, weights, row_index, nnz, out,
                      output_stride, min, max);
       advance(16);
     }
   }
   if constexpr (MR >= 16) {
     if (pixels & 8) {
-      tile_ymm<B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out,
+      tile<Y8, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out,
                      output_stride, min, max);
       advance(8);
     }
   }
   if (pixels & 4) {
-    tile_xmm<B, 4>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
+    tile<X4, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
                    min, max);
     advance(4);
   }
   if (pixels & 2) {
-    tile_xmm<B, 2>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
+    tile<X2, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
                    min, max);
     advance(2);
   }
