@@ -6,6 +6,7 @@
 // every element sees the same sequence of K blocks.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 
 #include "kernels/kernels.h"
@@ -47,7 +48,7 @@ struct GemmArgs {
   size_t ldc = 0;
   const float* bias = nullptr;      // m floats or nullptr
   bool accumulate_into_c = false;   // C holds initial values (bias is then ignored)
-  float min = -__builtin_inff(), max = __builtin_inff();
+  float min = -INFINITY, max = INFINITY;
 };
 
 // Scratch for gemm_run with a raw B and up to `threads` threads (0 if B is prepacked).
