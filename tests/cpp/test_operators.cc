@@ -22,7 +22,7 @@ namespace {
 struct Scratch {
   void* p = nullptr;
   explicit Scratch(size_t bytes) {
-    p = std::aligned_alloc(64, (bytes + 64) / 64 * 64);
+    p = ::aligned_alloc(64, (bytes + 64) / 64 * 64);
     std::memset(p, 0xFF, (bytes + 64) / 64 * 64);  // NaN garbage: scratch is never assumed zero
   }
   ~Scratch() { std::free(p); }

@@ -66,7 +66,7 @@ std::string shape_str(const Shape& s) {
 void* aligned_alloc_bytes(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded == 0) rounded = 64;
-  void* p = std::aligned_alloc(64, rounded);
+  void* p = ::aligned_alloc(64, rounded);
   if (p == nullptr) fail(StatusCode::kOutOfMemory, "cannot allocate ", bytes, " bytes");
   return p;
 }

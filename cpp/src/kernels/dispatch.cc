@@ -41,6 +41,13 @@ bool detect(Isa isa) {
     case Isa::kNeon:
       return true;
 #endif
+#if SDE_ARCH_WASM
+    // The wasmsimd kernels are compiled with -msimd128 into the same module,
+    // so an engine without SIMD128 rejects the whole module at load: if this
+    // code runs at all, SIMD128 is there.
+    case Isa::kWasmSimd:
+      return true;
+#endif
     default:
       return false;
   }

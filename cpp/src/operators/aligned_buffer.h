@@ -36,7 +36,7 @@ class AlignedFloats {
     data_ = nullptr;
     size_ = n;
     if (n == 0) return;
-    void* p = std::aligned_alloc(kScratchAlignment, round_up(n * sizeof(float), kScratchAlignment));
+    void* p = ::aligned_alloc(kScratchAlignment, round_up(n * sizeof(float), kScratchAlignment));
     if (p == nullptr) throw std::bad_alloc();
     data_ = static_cast<float*>(p);
     std::memset(data_, 0, n * sizeof(float));
