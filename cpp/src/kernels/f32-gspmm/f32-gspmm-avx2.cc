@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "kernels/f32-gspmm/f32-gspmm.h"
 
@@ -50,35 +51,88 @@ struct X2 : X4 {
   static void store(float* p, V a) { _mm_store_sd(reinterpret_cast<double*>(p), _mm_castps_pd(a)); }
 };
 
-// NV pixel vectors x B channels, one block row at a time.
-template <class P, size_t B, size_t NV>
-void tile(size_t block_rows, const char* input, size_t input_stride, const float* w,
+// Calls f(std::integral_constant<size_t, q>) for q = 0 .. Q-1: the accumulator
+// arrays are then indexed by constants only and stay in registers.
+template <size_t Q, class F, size_t... q>
+inline void unroll_impl(F&& f, std::index_sequence<q...>) {
+  (f(std::integral_constant<size_t, q>()), ...);
+}
+template <size_t Q, class F>
+inline void unroll(F&& f) {
+  unroll_impl<Q>(f, std::make_index_sequence<Q>());
+}
+
+// NV pixel vectors x B channels for R block rows jointly. One row has B * NV
+// independent accumulators; Zen 3 needs 8 FMAs in flight (2 per cycle, 4
+// cycles latency), so tiles with fewer run R = 2 rows over their common
+// nonzero count, then each row finishes alone. The per-element order (bias,
+// then nonzeros in stream order) is the same for every R and tile width.
+// Not inlined into gspmm(): inlined, the register allocator spilled an X
+// vector of the 32x2 loop to the stack (clamp bounds kept live across tiles).
+template <class P, size_t B, size_t NV, size_t R>
+__attribute__((noinline)) void tile(size_t block_rows, const char* input, size_t input_stride, const float* w,
           const int32_t* row_index, const uint32_t* nnz, char* output, size_t output_stride,
           float min, float max) {
   using V = typename P::V;
   constexpr size_t kW = sizeof(V) / sizeof(float);
-  for (size_t r = 0; r < block_rows; ++r) {
-    V acc[B][NV];
-    for (size_t b = 0; b < B; ++b) {
-      const V vb = P::bcast(w + b);
-      for (size_t v = 0; v < NV; ++v) acc[b][v] = vb;
+  // Rows in flight: R while at least R remain, then one at a time.
+  auto step = [&](auto rows_c) {
+    constexpr size_t Q = decltype(rows_c)::value;
+    const float* wq[Q];
+    const int32_t* iq[Q];
+    uint32_t nq[Q];
+    uint32_t common = nnz[0];
+    wq[0] = w;
+    iq[0] = row_index;
+    for (size_t q = 0; q < Q; ++q) {
+      nq[q] = nnz[q];
+      if (q > 0) {
+        wq[q] = wq[q - 1] + B * (1 + nq[q - 1]);
+        iq[q] = iq[q - 1] + nq[q - 1];
+      }
+      common = nq[q] < common ? nq[q] : common;
     }
-    w += B;
-    for (uint32_t n = nnz[r]; n != 0; --n) {
-      const float* x = input_row(input, input_stride, *row_index++);
+    V acc[Q][B][NV];
+    unroll<Q>([&](auto q_c) {
+      constexpr size_t q = decltype(q_c)::value;
+      for (size_t b = 0; b < B; ++b) {
+        const V vb = P::bcast(wq[q] + b);
+        for (size_t v = 0; v < NV; ++v) acc[q][b][v] = vb;
+      }
+      wq[q] += B;
+    });
+    auto fma_row = [&](auto q_c) {
+      constexpr size_t q = decltype(q_c)::value;
+      const float* x = input_row(input, input_stride, *iq[q]++);
       V xv[NV];
       for (size_t v = 0; v < NV; ++v) xv[v] = P::load(x + kW * v);
       for (size_t b = 0; b < B; ++b) {
-        const V wb = P::bcast(w + b);
-        for (size_t v = 0; v < NV; ++v) acc[b][v] = P::fma(wb, xv[v], acc[b][v]);
+        const V wb = P::bcast(wq[q] + b);
+        for (size_t v = 0; v < NV; ++v) acc[q][b][v] = P::fma(wb, xv[v], acc[q][b][v]);
       }
-      w += B;
-    }
-    for (size_t b = 0; b < B; ++b) {
-      float* o = reinterpret_cast<float*>(output + (r * B + b) * output_stride);
-      for (size_t v = 0; v < NV; ++v) P::store(o + kW * v, P::clamp(acc[b][v], min, max));
-    }
+      wq[q] += B;
+    };
+    for (uint32_t n = common; n != 0; --n) unroll<Q>(fma_row);
+    unroll<Q>([&](auto q_c) {
+      for (uint32_t n = nq[decltype(q_c)::value] - common; n != 0; --n) fma_row(q_c);
+    });
+    unroll<Q>([&](auto q_c) {
+      constexpr size_t q = decltype(q_c)::value;
+      for (size_t b = 0; b < B; ++b) {
+        float* o = reinterpret_cast<float*>(output + (q * B + b) * output_stride);
+        for (size_t v = 0; v < NV; ++v) P::store(o + kW * v, P::clamp(acc[q][b][v], min, max));
+      }
+    });
+    w = wq[Q - 1];
+    row_index = iq[Q - 1];
+    nnz += Q;
+    output += Q * B * output_stride;
+  };
+  size_t r = 0;
+  if constexpr (R > 1) {
+    for (; r + R <= block_rows; r += R) step(std::integral_constant<size_t, R>());
   }
+  for (; r < block_rows; ++r) step(std::integral_constant<size_t, 1>());
 }
 
 // One pixel: the B weights of a nonzero are one vector, the pixel is broadcast.
@@ -145,6 +199,9 @@ void tile_1(size_t block_rows, const char* input, size_t input_stride, const flo
   }
 }
 
+// Rows in flight for a tile of `accumulators` per row: >= 8 in flight, <= 12 registers.
+constexpr size_t rows_for(size_t accumulators) { return accumulators >= 8 ? 1 : accumulators >= 4 ? 2 : 4; }
+
 template <size_t B, size_t MR>
 void gspmm(size_t pixels, size_t block_rows, const float* input, size_t input_stride,
            const float* weights, const int32_t* row_index, const uint32_t* nnz, float* output,
@@ -156,31 +213,31 @@ void gspmm(size_t pixels, size_t block_rows, const float* input, size_t input_st
     out += t * sizeof(float);
   };
   for (; pixels >= MR; pixels -= MR) {
-    tile<Y8, B, MR / 8>(block_rows, in, input_stride, weights, row_index, nnz, out,
+    tile<Y8, B, MR / 8, rows_for(B * (MR / 8))>(block_rows, in, input_stride, weights, row_index, nnz, out,
                         output_stride, min, max);
     advance(MR);
   }
   if constexpr (MR >= 32) {
     if (pixels & 16) {
-      tile<Y8, B, 2>(block_rows, in, input_stride, weights, row_index, nnz, out,
+      tile<Y8, B, 2, rows_for(B * 2)>(block_rows, in, input_stride, weights, row_index, nnz, out,
                      output_stride, min, max);
       advance(16);
     }
   }
   if constexpr (MR >= 16) {
     if (pixels & 8) {
-      tile<Y8, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out,
+      tile<Y8, B, 1, rows_for(B)>(block_rows, in, input_stride, weights, row_index, nnz, out,
                      output_stride, min, max);
       advance(8);
     }
   }
   if (pixels & 4) {
-    tile<X4, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
+    tile<X4, B, 1, rows_for(B)>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
                    min, max);
     advance(4);
   }
   if (pixels & 2) {
-    tile<X2, B, 1>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
+    tile<X2, B, 1, rows_for(B)>(block_rows, in, input_stride, weights, row_index, nnz, out, output_stride,
                    min, max);
     advance(2);
   }
