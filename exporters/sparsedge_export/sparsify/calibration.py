@@ -20,7 +20,7 @@ from .graph import Layer, Net
 
 __all__ = ["load_calibration", "run_capture", "layer_rows", "MAX_POSITIONS_PER_SAMPLE"]
 
-MAX_POSITIONS_PER_SAMPLE = 128
+MAX_POSITIONS_PER_SAMPLE = 256
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 
