@@ -146,7 +146,7 @@ void test_kernels() {
     for (size_t p : {2 * k.mr - 1, 2 * k.mr, 3 * k.mr + 5, size_t(49), size_t(63), size_t(196)})
       pixel_counts.push_back(p);
     for (size_t pixels : pixel_counts)
-      for (size_t rows : {1, 3})
+      for (size_t rows : {1, 2, 3, 5})  // avx2 narrow tiles run 2 or 4 rows jointly
         for (int mode = 0; mode < 3; ++mode) test_kernel_case(k, pixels, rows, 9, mode, -inf, inf, rng);
     test_kernel_case(k, 2 * k.mr + 3, 4, 20, 0, -0.25f, 0.5f, rng);
     test_kernel_case(k, 7, 2, 20, 2, 0.0f, 6.0f, rng);
@@ -307,6 +307,9 @@ void test_operators() {
       test_conv(kt, 4 * B, 9, B, 1, 33, 1, 1, 1, 0, 0, 0.5, -inf, inf, 1, rng, &pool2);
       test_conv(kt, 4 * B + 3, 16, B, 16, 16, 1, 1, 1, 0, 0, 0.3, -inf, inf, 2, rng, &pool2);
       test_conv(kt, 16 * B, 24, B, 14, 14, 1, 1, 1, 0, 0, 0.2, -inf, inf, 1, rng, &pool2);
+      // Panels: many tiles (both threads pack), a partial last tile, unused input rows.
+      test_conv(kt, 4 * B + 3, 40, B, 23, 23, 1, 1, 1, 0, 0, 0.15, -inf, inf, 1, rng, &pool2);
+      test_conv(kt, 2 * B + 1, 6, B, 17, 19, 3, 1, 1, 1, 1, 0.2, -inf, inf, 1, rng, &pool2);
       // Clamps (Relu6, narrow).
       test_conv(kt, 3 * B + 1, 10, B, 7, 7, 1, 1, 1, 0, 0, 0.6, 0.0f, 6.0f, 1, rng, &pool2);
       test_conv(kt, 2 * B, 10, B, 5, 6, 1, 1, 1, 0, 0, 0.6, -0.25f, 0.25f, 1, rng, &pool2);

@@ -1,6 +1,7 @@
 #include "operators/group_sparse_conv.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -171,6 +172,61 @@ GspmmPlan::GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTa
     s.weight_offset[tail_rows] = wo;
     s.index_offset[tail_rows] = io;
   }
+
+  std::vector<uint8_t> row_used(w.in_channels * K, 0);
+  for (int32_t i : main_.row_index) row_used[size_t(i)] = 1;
+  for (int32_t i : tail_.row_index) row_used[size_t(i)] = 1;
+  for (size_t i = 0; i < row_used.size(); ++i)
+    if (row_used[i]) used_rows_.push_back(int32_t(i));
+  panel_width_ = main_.rows ? main_.mr : tail_.mr;
+}
+
+namespace {
+constexpr size_t kMaxPanels = 64;  // one bit each in run()'s slot mask
+
+template <size_t W>
+void copy_rows(const int32_t* rows, size_t count, const char* x, size_t x_stride, float* panel) {
+  for (size_t i = 0; i < count; ++i) {
+    const size_t r = size_t(rows[i]);
+    std::memcpy(panel + r * W, x + r * x_stride, W * sizeof(float));
+  }
+}
+}  // namespace
+
+size_t GspmmPlan::panel_bytes(size_t pixels, size_t threads) const {
+  if (pixels <= panel_width_ || used_rows_.empty() || threads > kMaxPanels) return 0;
+  const size_t one = round_up(in_channels_ * taps_ * panel_width_ * sizeof(float), kScratchAlignment);
+  return std::max<size_t>(threads, 1) * one;
+}
+
+void GspmmPlan::pack_panel(const float* x, size_t x_stride, size_t p0, size_t n,
+                           float* panel) const {
+  const char* src = reinterpret_cast<const char*>(x + p0);
+  const int32_t* rows = used_rows_.data();
+  const size_t count = used_rows_.size();
+  if (n == panel_width_) {  // constant-size copies: plain vector moves, no memcpy call
+    switch (panel_width_) {
+      case 8: return copy_rows<8>(rows, count, src, x_stride, panel);
+      case 16: return copy_rows<16>(rows, count, src, x_stride, panel);
+      case 32: return copy_rows<32>(rows, count, src, x_stride, panel);
+      default: break;
+    }
+  }
+  for (size_t i = 0; i < count; ++i) {
+    const size_t r = size_t(rows[i]);
+    std::memcpy(panel + r * panel_width_, src + r * x_stride, n * sizeof(float));
+  }
+}
+
+void GspmmPlan::run_panels(size_t p0, size_t p1, const float* x, size_t x_stride, float* y,
+                           size_t y_stride, float min, float max, float* panel) const {
+  const size_t w = panel_width_;
+  for (size_t p = p0; p < p1; p += w) {
+    const size_t n = std::min(w, p1 - p);
+    pack_panel(x, x_stride, p, n, panel);
+    main_.call(0, main_.rows, n, panel, w * sizeof(float), y + p, y_stride, min, max);
+    tail_.call(0, tail_.rows, n, panel, w * sizeof(float), y + p, y_stride, min, max);
+  }
 }
 
 void GspmmPlan::Stream::call(size_t row0, size_t row1, size_t pixels, const float* x,
@@ -185,9 +241,17 @@ void GspmmPlan::Stream::call(size_t row0, size_t row1, size_t pixels, const floa
 }
 
 void GspmmPlan::run(size_t pixels, const float* x, size_t x_stride, float* y, size_t y_stride,
-                    float min, float max, ThreadPool* pool) const {
+                    float min, float max, ThreadPool* pool, void* panels) const {
   if (pixels == 0) return;
   const size_t threads = pool ? pool->threads() : 1;
+  if (panel_bytes(pixels, threads) == 0) panels = nullptr;
+  const size_t panel_floats =
+      round_up(in_channels_ * taps_ * panel_width_ * sizeof(float), kScratchAlignment) /
+      sizeof(float);
+  if (threads <= 1 && panels) {
+    run_panels(0, pixels, x, x_stride, y, y_stride, min, max, static_cast<float*>(panels));
+    return;
+  }
   if (threads <= 1) {
     main_.call(0, main_.rows, pixels, x, x_stride, y, y_stride, min, max);
     tail_.call(0, tail_.rows, pixels, x, x_stride, y, y_stride, min, max);
@@ -199,8 +263,23 @@ void GspmmPlan::run(size_t pixels, const float* x, size_t x_stride, float* y, si
   const size_t tiles = (pixels + mr - 1) / mr;
   if (tiles >= 4 * threads) {
     const size_t grain = std::max<size_t>(1, tiles / (4 * threads));
+    // A chunk takes a free panel (at most `threads` chunks run at once).
+    std::atomic<uint64_t> busy{0};
     parallel_for(pool, tiles, grain, [&](size_t t0, size_t t1) {
       const size_t p0 = t0 * mr, p1 = std::min(pixels, t1 * mr);
+      if (panels) {
+        uint64_t mask = busy.load(std::memory_order_relaxed);
+        size_t slot;
+        do {
+          slot = 0;
+          while (mask & (uint64_t(1) << slot)) ++slot;
+        } while (!busy.compare_exchange_weak(mask, mask | (uint64_t(1) << slot),
+                                             std::memory_order_acquire));
+        run_panels(p0, p1, x, x_stride, y, y_stride, min, max,
+                   static_cast<float*>(panels) + slot * panel_floats);
+        busy.fetch_and(~(uint64_t(1) << slot), std::memory_order_release);
+        return;
+      }
       const float* xs = x + p0;
       float* ys = y + p0;
       main_.call(0, main_.rows, p1 - p0, xs, x_stride, ys, y_stride, min, max);
@@ -252,9 +331,11 @@ size_t GroupSparseConv::out_w(size_t in_w) const {
 }
 
 size_t GroupSparseConv::scratch_bytes(size_t in_h, size_t in_w, size_t threads) const {
-  if (direct_) return 0;
   const size_t n = out_h(in_h) * out_w(in_w);
-  return round_up(plan_.in_channels() * plan_.taps() * n * sizeof(float), kScratchAlignment);
+  const size_t panels = plan_.panel_bytes(n, threads);
+  if (direct_) return panels;
+  return round_up(plan_.in_channels() * plan_.taps() * n * sizeof(float), kScratchAlignment) +
+         panels;
 }
 
 void GroupSparseConv::run(size_t batch, size_t in_h, size_t in_w, const float* x, float* y,
@@ -266,7 +347,8 @@ void GroupSparseConv::run(size_t batch, size_t in_h, size_t in_w, const float* x
     const float* xi = x + img * cin * in_h * in_w;
     float* yi = y + img * cout * n;
     if (direct_) {
-      plan_.run(n, xi, n * sizeof(float), yi, n * sizeof(float), p_.out_min, p_.out_max, pool);
+      plan_.run(n, xi, n * sizeof(float), yi, n * sizeof(float), p_.out_min, p_.out_max, pool,
+                scratch);
       continue;
     }
     // col[(c * kh + ky) * kw + kx][oy * ow + ox] =
@@ -308,7 +390,10 @@ void GroupSparseConv::run(size_t batch, size_t in_h, size_t in_w, const float* x
         }
       }
     });
-    plan_.run(n, col, n * sizeof(float), yi, n * sizeof(float), p_.out_min, p_.out_max, pool);
+    void* panels = reinterpret_cast<char*>(scratch) +
+                   round_up(plan_.in_channels() * taps * n * sizeof(float), kScratchAlignment);
+    plan_.run(n, col, n * sizeof(float), yi, n * sizeof(float), p_.out_min, p_.out_max, pool,
+              panels);
   }
 }
 

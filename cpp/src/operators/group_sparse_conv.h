@@ -12,6 +12,14 @@
 // kxk convolutions. Full block rows use the B-wide kernel; the rows of a
 // partial last block row (O % B) are packed again as B = 1 rows and use the
 // B = 1 kernel, so the padded rows are neither computed nor written.
+//
+// Panels: with scratch, run() copies each pixel tile of the used input rows
+// into a contiguous panel (rows one tile wide, 64-byte aligned) and runs the
+// kernel on it. The kernel re-reads the tile once per nonzero; straight from X
+// a 16-pixel tile of a 14x14 map straddles two cache lines per row (64 KB of
+// lines for 512 rows, twice L1) and a 56x56 map touches one page per row
+// (TLB misses). The kernels and their per-element order are the same, so
+// results do not depend on it.
 #pragma once
 
 #include <cmath>
@@ -51,8 +59,12 @@ class GspmmPlan {
 
   // Y[c, p] = clamp(bias[c] + sum W[c, r] X[r, p]) for all out_channels c and
   // `pixels` pixels; rows of X are (in_channel * K + tap), byte strides given.
+  // panels: panel_bytes(pixels, threads) bytes, 64-byte aligned, or null (the
+  // kernel then reads X in place).
   void run(size_t pixels, const float* x, size_t x_stride, float* y, size_t y_stride,
-           float min, float max, ThreadPool* pool) const;
+           float min, float max, ThreadPool* pool, void* panels = nullptr) const;
+  // Scratch run() can use for panels (0 when `pixels` is at most one tile).
+  size_t panel_bytes(size_t pixels, size_t threads) const;
 
   size_t out_channels() const { return out_channels_; }
   size_t in_channels() const { return in_channels_; }
@@ -76,9 +88,17 @@ class GspmmPlan {
               float* y, size_t y_stride, float min, float max) const;
   };
 
+  // Packs pixels [p0, p0 + n) of the used rows into `panel` (rows panel_width_ wide).
+  void pack_panel(const float* x, size_t x_stride, size_t p0, size_t n, float* panel) const;
+  // Runs both streams over pixels [p0, p1) tile by tile through `panel`.
+  void run_panels(size_t p0, size_t p1, const float* x, size_t x_stride, float* y,
+                  size_t y_stride, float min, float max, float* panel) const;
+
   size_t out_channels_ = 0, in_channels_ = 0, taps_ = 1;
   double density_ = 0.0;
   std::vector<uint8_t> used_inputs_;
+  std::vector<int32_t> used_rows_;  // input rows any nonzero reads, increasing
+  size_t panel_width_ = 1;          // pixels per panel: the main kernel's tile
   std::string name_;
   Stream main_;  // full block rows, B-wide kernel
   Stream tail_;  // rows of a partial last block row, B = 1 kernel
