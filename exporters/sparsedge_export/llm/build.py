@@ -114,7 +114,6 @@ def build_decoder_dir(gm: GgufModel, out_dir: Path | str) -> dict[str, Path]:
         _write_fsync(temps[GENERATION_CONFIG_FILE], [json.dumps(generation_config(gm), indent=2).encode("utf-8")])
         _log("building the decoder graph")
         decoder = build_decoder_graph(gm)
-        onnx.checker.check_model(decoder.model)  # structure only: the weights are not attached yet
         _log(f"writing {len(decoder.weights)} weight tensors")
         size = write_model_with_external_data(decoder, temps[MODEL_FILE], temps[DATA_FILE])
         for name in (DATA_FILE, TOKENIZER_FILE, GENERATION_CONFIG_FILE, MODEL_FILE):
