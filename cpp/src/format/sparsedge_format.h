@@ -42,5 +42,20 @@ constexpr float kNoClamp = 3.4028234663852886e38f;
 constexpr const char* kMetaFormatVersion = "sparsedge.format_version";
 constexpr const char* kMetaExport = "sparsedge.export";
 
+// LLM decoder ops (docs/FORMAT.md, "LLM decoder ops").
+constexpr const char* kRmsNorm = "RMSNorm";                   // (x, weight) -> y
+constexpr const char* kRotaryEmbedding = "RotaryEmbedding";   // (x [B,T,H,D], position_ids [B,T]) -> y
+constexpr const char* kCausalAttention = "CausalAttention";   // (q, k, v, past_k, past_v) -> (out, present_k, present_v)
+
+constexpr const char* kAttrEpsilon = "epsilon";
+constexpr const char* kAttrBase = "base";
+constexpr const char* kAttrInterleaved = "interleaved";
+constexpr const char* kAttrNumHeads = "num_heads";
+constexpr const char* kAttrKvHeads = "kv_heads";
+constexpr const char* kAttrScale = "scale";
+
+// metadata_props key of an LLM decoder: its config as JSON.
+constexpr const char* kMetaLlm = "sparsedge.llm";
+
 }  // namespace format
 }  // namespace sde
