@@ -1,0 +1,86 @@
+"""The native C++ tests cross-built for aarch64 and run under qemu user-mode
+emulation: every NEON kernel against its reference, the operators per ISA,
+the C API, and whole models (MobileNet-v1 dense and 80% group-sparse,
+EfficientNet-Lite0) against onnxruntime outputs computed on this machine.
+
+Needs g++-aarch64-linux-gnu and qemu-user-static (tools/setup.sh installs
+them); skips with the reason when either is missing. The build directory
+build/aarch64 is reused between runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import fetch_or_skip
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "aarch64"
+TOOLCHAIN = ROOT / "cmake" / "toolchains" / "aarch64-linux-gnu.cmake"
+TEST_TARGETS = ["test_kernels", "test_operators", "test_gspmm", "test_capi", "test_models"]
+
+
+def _run(cmd, timeout, **kw):
+    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout, **kw)
+    assert result.returncode == 0, (f"{' '.join(map(str, cmd))} failed:\n"
+                                    f"{result.stdout[-6000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def aarch64_build():
+    missing = [tool for tool in ("aarch64-linux-gnu-g++", "qemu-aarch64-static", "cmake")
+               if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (tools/setup.sh installs "
+                    "g++-aarch64-linux-gnu qemu-user-static)")
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    _run(["cmake", "-S", ".", "-B", str(BUILD), *generator, f"-DCMAKE_TOOLCHAIN_FILE={TOOLCHAIN}",
+          "-DSPARSEDGE_BUILD_TESTS=ON", "-DSPARSEDGE_BUILD_EXAMPLES=OFF", "-DCMAKE_BUILD_TYPE=Release"],
+         timeout=300)
+    # Only what ctest runs (the benchmarks are not tests).
+    _run(["cmake", "--build", str(BUILD), "-j", str(os.cpu_count() or 2), "--target", *TEST_TARGETS],
+         timeout=1200)
+    return BUILD
+
+
+@pytest.fixture(scope="module")
+def model_checks(tmp_path_factory):
+    from sparsedge_export import assets
+
+    fetch_or_skip(assets.efficientnet_lite0_weights)
+    out = tmp_path_factory.mktemp("model_checks")
+    _run([sys.executable, str(ROOT / "tools" / "make_model_checks.py"), str(out)], timeout=600)
+    assert (out / "checks.txt").read_text().count("\n") == 3
+    return out
+
+
+def test_native_tests_under_qemu_exercise_neon(aarch64_build, model_checks):
+    env = dict(os.environ, SPARSEDGE_MODEL_CHECK_DIR=str(model_checks))
+    env.pop("SPARSEDGE_ISA", None)  # the start-up choice must be NEON
+    result = _run(["ctest", "--test-dir", str(aarch64_build), "-V"], timeout=900, env=env)
+    out = result.stdout
+    summary = re.search(r"(\d+)% tests passed, (\d+) tests failed out of (\d+)", out)
+    assert summary, out[-3000:]
+    assert summary.group(2) == "0" and int(summary.group(3)) == len(TEST_TARGETS), summary.group(0)
+    assert "Skipped" not in out and "skipped:" not in out, "test_models did not run its checks"
+
+    # NEON was dispatched and tested, not only the scalar fallback.
+    kernels_line = re.search(r"test_kernels: (\d+) kernels tested, 0 skipped, dispatch=neon", out)
+    assert kernels_line and int(kernels_line.group(1)) >= 11, "NEON kernels missing from test_kernels"
+    assert "__neon" in out or "dispatch=neon" in out
+    assert "test_operators: neon done" in out
+    gspmm_line = re.search(r"f32-gspmm kernels: (\d+) tested", out)
+    assert gspmm_line and int(gspmm_line.group(1)) >= 8, "NEON gspmm kernels missing"
+    for name in ("mobilenet-v1", "mobilenet-v1-sparse80", "efficientnet-lite0"):
+        line = re.search(rf"ok {re.escape(name)}: isa=neon .*kernels=\[([^\]]*)\]", out)
+        assert line, f"{name} did not pass on NEON:\n{out[-3000:]}"
+        assert "/neon" in line.group(1)
+    assert "gspmm-" in re.search(r"ok mobilenet-v1-sparse80: .*", out).group(0)
