@@ -177,8 +177,12 @@ def load_gguf(path: Path | str, progress: bool = True) -> GgufModel:
 
     path = Path(path)
     reader = read_gguf(path)
-    meta = _metadata(reader)
     tensors = {t.name: t for t in reader.tensors}
+    for t in tensors.values():  # before any slow work: the memmap stops at the end of a truncated file
+        if t.data.nbytes != int(t.n_bytes):
+            raise LlmExportError(f"{path} is truncated: tensor {t.name!r} has {t.data.nbytes} of "
+                                 f"{int(t.n_bytes)} bytes")
+    meta = _metadata(reader)
     config = _config(meta, set(tensors), path)
     missing = [n for n in layer_tensor_names(config.layers) if n not in tensors]
     if missing:
@@ -189,9 +193,6 @@ def load_gguf(path: Path | str, progress: bool = True) -> GgufModel:
     weights: dict[str, np.ndarray] = {}
     for done, name in enumerate(wanted, 1):
         t = tensors[name]
-        if t.data.nbytes != int(t.n_bytes):  # the memmap stops at the end of a truncated file
-            raise LlmExportError(f"{path} is truncated: tensor {name!r} has {t.data.nbytes} of "
-                                 f"{int(t.n_bytes)} bytes")
         try:
             array = dequantize(t.data, t.tensor_type)
         except Exception as exc:
