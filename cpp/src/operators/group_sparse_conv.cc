@@ -178,6 +178,9 @@ GspmmPlan::GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTa
   for (int32_t i : tail_.row_index) row_used[size_t(i)] = 1;
   for (size_t i = 0; i < row_used.size(); ++i)
     if (row_used[i]) used_rows_.push_back(int32_t(i));
+  // The kernel's own tile: narrower panels (8 or 16 pixels, so 512 rows fit
+  // L1 with room for the weights) measured slower, as every tile re-streams
+  // all the weights.
   panel_width_ = main_.rows ? main_.mr : tail_.mr;
 }
 

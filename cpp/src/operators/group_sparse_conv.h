@@ -72,7 +72,7 @@ class GspmmPlan {
   double density() const { return density_; }
   // Input channels that at least one kept block reads (others need no im2col).
   const std::vector<uint8_t>& used_inputs() const { return used_inputs_; }
-  // e.g. "gspmm-16x4/avx2".
+  // e.g. "gspmm-24x4/avx2".
   const std::string& name() const { return name_; }
 
  private:
@@ -122,7 +122,7 @@ class GroupSparseConv {
   // Results are bitwise identical for any thread count.
   void run(size_t batch, size_t in_h, size_t in_w, const float* x, float* y, void* scratch,
            ThreadPool* pool) const;
-  // e.g. "gspmm-16x4/avx2" or "im2col+gspmm-16x4/avx2".
+  // e.g. "gspmm-24x4/avx2" or "im2col+gspmm-16x4/avx2".
   const char* path_name() const { return path_name_.c_str(); }
   double density() const { return plan_.density(); }  // kept weights / dense weights
 
