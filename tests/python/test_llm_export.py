@@ -109,6 +109,103 @@ def test_causal_attention_body_gqa_with_past(past_len, new_len):
     assert _rel_err(out[0], expected.reshape(new_len, hq * d)) < 1e-5
 
 
+# ---------------------------------------------------------------- a tiny synthetic llama GGUF (no asset)
+def _tiny_llama_gguf(path: Path, seed: int = 0) -> Path:
+    """2 layers, hidden 16, 4 query / 2 KV heads, byte-level vocab (256 bytes + 2 merges + 2 specials)."""
+    import gguf
+
+    rng = np.random.default_rng(seed)
+    layers, hidden, heads, kv_heads, ffn = 2, 16, 4, 2, 32
+    byte_chars = list(_bytes_to_unicode().values())
+    tokens = byte_chars + ["Ġt", "he", "<|im_start|>", "<|im_end|>"]
+    types = [1] * (len(tokens) - 2) + [3, 3]
+    vocab, kv = len(tokens), hidden // heads * kv_heads
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(layers)
+    writer.add_context_length(64)
+    writer.add_embedding_length(hidden)
+    writer.add_feed_forward_length(ffn)
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(kv_heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("smollm")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_token_merges(["Ġ t", "h e"])
+    writer.add_bos_token_id(vocab - 2)
+    writer.add_eos_token_id(vocab - 1)
+
+    def w(*shape, scale=0.3):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", w(vocab, hidden, scale=1.0))
+    writer.add_tensor("output_norm.weight", 1 + w(hidden, scale=0.1))
+    for i in range(layers):
+        for name, shape in (("attn_norm", (hidden,)), ("ffn_norm", (hidden,))):
+            writer.add_tensor(f"blk.{i}.{name}.weight", 1 + w(*shape, scale=0.1))
+        for name, shape in (("attn_q", (hidden, hidden)), ("attn_k", (kv, hidden)), ("attn_v", (kv, hidden)),
+                            ("attn_output", (hidden, hidden)), ("ffn_gate", (ffn, hidden)),
+                            ("ffn_up", (ffn, hidden)), ("ffn_down", (hidden, ffn))):
+            writer.add_tensor(f"blk.{i}.{name}.weight", w(*shape))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def _run_steps(session, config, prompt: list[int], steps: int):
+    empty = np.zeros((1, 0, config.kv_heads, config.head_dim), np.float32)
+    past = {f"past_{kind}_{i}": empty for i in range(config.layers) for kind in ("key", "value")}
+    names = [o.name for o in session.get_outputs()]
+    new, position, logits = prompt, 0, []
+    for _ in range(steps + 1):
+        out = dict(zip(names, session.run(None, {"input_ids": np.array([new], np.int64),
+                                                 "position_ids": np.arange(position, position + len(new))[None],
+                                                 **past})))
+        logits.append(out["logits"][0])
+        position += len(new)
+        past = {f"past_{k}_{i}": out[f"present_{k}_{i}"] for i in range(config.layers) for k in ("key", "value")}
+        new = [int(np.argmax(out["logits"][0, -1]))]
+    return logits
+
+
+def test_tiny_llama_builds_and_matches_reference(tmp_path):
+    gm = load_gguf(_tiny_llama_gguf(tmp_path / "tiny.gguf"), progress=False)
+    files = build_decoder_dir(gm, tmp_path / "out")
+    logits = _run_steps(_session(files["model.onnx"]), gm.config, [5, 100, 256, 7, 42], steps=4)
+    ref = ReferenceDecoder(gm)
+    cache = ref.new_cache()
+    expected = [ref.forward([5, 100, 256, 7, 42], cache)]
+    for step in logits[:-1]:
+        expected.append(ref.forward([int(np.argmax(step[-1]))], cache))
+    assert max(_rel_err(a, b) for a, b in zip(logits, expected)) <= REL_TOL
+    tok = build_tokenizer(gm.metadata)
+    assert tok.encode("<|im_start|>the 42").tokens == ["<|im_start|>", "t", "he", "Ġ", "4", "2"]
+
+
+def test_interrupted_build_leaves_previous_files(tmp_path, monkeypatch):
+    from sparsedge_export.llm import build
+
+    gm = load_gguf(_tiny_llama_gguf(tmp_path / "tiny.gguf"), progress=False)
+    out = tmp_path / "out"
+    files = build_decoder_dir(gm, out)
+    before = {name: path.read_bytes() for name, path in files.items()}
+    real_writer = build.write_model_with_external_data
+
+    def fail_after_writing(*args, **kwargs):
+        real_writer(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "write_model_with_external_data", fail_after_writing)
+    with pytest.raises(KeyboardInterrupt):
+        build_decoder_dir(load_gguf(_tiny_llama_gguf(tmp_path / "tiny2.gguf", seed=1), progress=False), out)
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)  # no temporary files
+    assert all(files[name].read_bytes() == data for name, data in before.items())
+
+
 # ---------------------------------------------------------------- the real model
 @pytest.fixture(scope="session")
 def smollm2(tmp_path_factory):
