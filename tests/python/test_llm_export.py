@@ -454,16 +454,21 @@ def test_bad_files_raise_llm_export_error(tmp_path):
         load_gguf(tmp_path / "partial.gguf")
 
 
-def test_truncated_real_gguf_raises(tmp_path):
+def test_truncated_gguf_raises(tmp_path):
+    """Cut in the metadata and in the last tensor (tiny file), then in the real file's vocabulary."""
     from conftest import fetch_or_skip
 
     from sparsedge_export import assets
 
-    source = fetch_or_skip(assets.smollm2_gguf)
-    data = source.read_bytes()
-    for size in (2_000, len(data) - 1_000):  # in the metadata; in the last tensor
-        path = tmp_path / f"cut_{size}.gguf"
-        path.write_bytes(data[:size])
+    tiny = _tiny_llama_gguf(tmp_path / "tiny.gguf").read_bytes()
+
+    def real() -> bytes:  # last, so that a cold cache skips after the tiny cases ran
+        with fetch_or_skip(assets.smollm2_gguf).open("rb") as handle:
+            return handle.read(400_000)
+
+    for n, source in enumerate([lambda: tiny[:2_000], lambda: tiny[:-100], real]):
+        path = tmp_path / f"cut_{n}.gguf"
+        path.write_bytes(source())
         with pytest.raises(LlmExportError, match="truncated"):
             load_gguf(path, progress=False)
 
