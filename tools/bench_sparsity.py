@@ -2,7 +2,7 @@
 vs onnxruntime dense, single thread, all in one process, alternating, medians.
 
     python tools/bench_sparsity.py [--width 1.0] [--sparsities 0.3,0.5,0.7,0.8,0.9]
-                                   [--pattern 4x1] [--repeats 30] [--plot docs/img/mobilenet_v1_sparsity.png]
+                                   [--pattern 4x1] [--allocation uniform] [--repeats 30] [--plot docs/img/mobilenet_v1_sparsity.png]
 
 Prints a markdown table (paste it into docs/BENCHMARKS.md) and draws the plot.
 """
@@ -27,6 +27,9 @@ def main(argv=None) -> int:
     ap.add_argument("--width", type=float, default=1.0)
     ap.add_argument("--sparsities", default="0.3,0.5,0.7,0.8,0.9")
     ap.add_argument("--pattern", default="4x1")
+    ap.add_argument("--allocation", default="uniform", choices=["uniform", "global", "sensitivity"],
+                    help="per-layer sparsity allocation (default uniform: every pruned layer at the target, "
+                         "so MACs fall with the weights; global keeps the MAC-heavy early layers denser)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=30)
@@ -45,14 +48,14 @@ def main(argv=None) -> int:
     candidates["onnxruntime dense"] = lambda: ort_dense.run(None, feeds)
     sessions = {"sparsedge dense": sparsedge.InferenceSession(dense, threads=args.threads)}
     for s in sparsities:
-        path = work / f"mobilenet-v1-{args.width}-{args.pattern}-{int(round(s * 100))}.onnx"
+        path = work / f"mobilenet-v1-{args.width}-{args.pattern}-{args.allocation}-{int(round(s * 100))}.onnx"
         if not path.exists():
-            export_sparse(dense, path, sparsity=s, pattern=args.pattern, progress=False)
+            export_sparse(dense, path, sparsity=s, pattern=args.pattern, allocation=args.allocation, progress=False)
         sessions[f"sparsedge {int(round(s * 100))}%"] = sparsedge.InferenceSession(path, threads=args.threads)
     for name, session in sessions.items():
         candidates[name] = (lambda sess: (lambda: sess.run(None, feeds)))(session)
 
-    print(f"MobileNet-v1 {args.width}/224, pattern {args.pattern}, threads {args.threads}, ISA {sparsedge.get_isa()}, "
+    print(f"MobileNet-v1 {args.width}/224, pattern {args.pattern}, allocation {args.allocation}, threads {args.threads}, ISA {sparsedge.get_isa()}, "
           f"{args.repeats} alternating rounds after {args.warmup} warm-up", file=sys.stderr)
     timings = time_alternating(candidates, warmup=args.warmup, repeats=args.repeats, label="bench-sparsity")
     ort_ms = timings["onnxruntime dense"].median_ms
