@@ -343,13 +343,10 @@ class PurePythonBpe:
     def _bpe(self, word: str) -> list[str]:
         parts = list(word)
         while len(parts) > 1:
-            ranked = [(self.ranks.get(pair, 1 << 60), i) for i, pair in enumerate(zip(parts, parts[1:]))]
-            best, _ = min(ranked)
-            if best == 1 << 60:
+            rank, pair = min((self.ranks.get(pair, 1 << 60), pair) for pair in zip(parts, parts[1:]))
+            if rank == 1 << 60:
                 break
-            pair, merged, i = None, [], 0
-            target = min(ranked)[1]
-            pair = (parts[target], parts[target + 1])
+            merged, i = [], 0
             while i < len(parts):
                 if i < len(parts) - 1 and (parts[i], parts[i + 1]) == pair:
                     merged.append(parts[i] + parts[i + 1])
