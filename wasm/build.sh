@@ -36,16 +36,16 @@ case "$what" in
     ;;
   tests)
     build="$root/build/wasm-tests"
-    if [ ! -f "$build/CMakeCache.txt" ]; then
-      emcmake cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
-        -DSPARSEDGE_BUILD_TESTS=ON -DSPARSEDGE_BUILD_EXAMPLES=OFF \
-        "-DCMAKE_C_FLAGS=-fexceptions -pthread" "-DCMAKE_CXX_FLAGS=-fexceptions -pthread" \
-        "-DCMAKE_EXE_LINKER_FLAGS=-fexceptions -pthread -sPROXY_TO_PTHREAD -sEXIT_RUNTIME=1 -sPTHREAD_POOL_SIZE=4 -sINITIAL_MEMORY=268435456 -sALLOW_MEMORY_GROWTH=1" \
-        "-DCMAKE_CROSSCOMPILING_EMULATOR=$node_bin;--no-experimental-fetch"
-    fi
+    # Re-run every time (cheap) so that flag changes here reach an existing build.
+    # NODERAWFS + node_env.pre.js: test_models reads $SPARSEDGE_MODEL_CHECK_DIR.
+    emcmake cmake -S "$root" -B "$build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
+      -DSPARSEDGE_BUILD_TESTS=ON -DSPARSEDGE_BUILD_EXAMPLES=OFF \
+      "-DCMAKE_C_FLAGS=-fexceptions -pthread" "-DCMAKE_CXX_FLAGS=-fexceptions -pthread" \
+      "-DCMAKE_EXE_LINKER_FLAGS=-fexceptions -pthread -sPROXY_TO_PTHREAD -sEXIT_RUNTIME=1 -sPTHREAD_POOL_SIZE=4 -sINITIAL_MEMORY=268435456 -sALLOW_MEMORY_GROWTH=1 -sNODERAWFS=1 --pre-js $here/src/node_env.pre.js" \
+      "-DCMAKE_CROSSCOMPILING_EMULATOR=$node_bin;--no-experimental-fetch" >/dev/null
     # Only the tests: the benchmarks are not part of them.
-    cmake --build "$build" -j "$jobs" --target test_kernels test_operators test_gspmm test_capi
-    (cd "$build" && ctest --output-on-failure)
+    cmake --build "$build" -j "$jobs" --target test_kernels test_operators test_gspmm test_capi test_models
+    (cd "$build" && ctest --output-on-failure -V)
     ;;
   *)
     echo "usage: $0 [dist|tests]" >&2
