@@ -30,7 +30,7 @@ case "$what" in
     mkdir -p "$here/dist"
     cp "$build/wasm/sparsedge.mjs" "$build/wasm/sparsedge.wasm" "$here/dist/"
     # ImageNet class names for the demo page, when the asset cache has them.
-    classes="${SPARSEDGE_CACHE:-$HOME/.cache/sparsedge}/imagenet_classes.json"
+    classes="${SPARSEDGE_CACHE:-$HOME/.cache/sparsedge}/imagenet/imagenet_classes.json"
     if [ -f "$classes" ]; then cp "$classes" "$here/dist/"; fi
     echo "wasm/dist: $(ls "$here/dist" | tr '\n' ' ')"
     ;;
