@@ -398,3 +398,27 @@ def test_cli_export_and_inspect(mobilenet, tmp_path, capsys):
     assert plot.stat().st_size > 1000
     assert cli_main(["export", str(mobilenet), "-o", str(out), "--sparsity", "2"]) == 2
     assert "outside [0, 1)" in capsys.readouterr().err
+
+
+def test_identity_on_initializers_is_resolved(tmp_path):
+    """torch.onnx.export writes Identity(initializer) when two folded biases are equal."""
+    rng = np.random.default_rng(5)
+    inits = [numpy_helper.from_array(rng.standard_normal((16, 8, 1, 1)).astype(np.float32), "w1"),
+             numpy_helper.from_array(rng.standard_normal((16, 16, 1, 1)).astype(np.float32), "w2"),
+             numpy_helper.from_array(rng.standard_normal((16, 16, 1, 1)).astype(np.float32), "w3"),
+             numpy_helper.from_array(np.zeros(16, np.float32), "b")]
+    nodes = [helper.make_node("Identity", ["b"], ["b_copy"]),
+             helper.make_node("Conv", ["x", "w1", "b"], ["c1"]), helper.make_node("Relu", ["c1"], ["r1"]),
+             helper.make_node("Conv", ["r1", "w2", "b_copy"], ["c2"]), helper.make_node("Relu", ["c2"], ["r2"]),
+             helper.make_node("Conv", ["r2", "w3", "b_copy"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 8, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 6, 6])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    dense = tmp_path / "ident.onnx"
+    save_model_atomic(model, dense)
+    out = tmp_path / "ident_sparse.onnx"
+    x = rng.standard_normal((2, 8, 6, 6)).astype(np.float32)
+    for rearrange_on in (True, False):
+        export_sparse(dense, out, 0.5, pattern="4x1", rearrange=rearrange_on, calibration=x, progress=False)
+        assert _rel(_run(out, x), _run(_densified(out), x)) < 1e-5

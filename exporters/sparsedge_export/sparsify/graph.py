@@ -247,6 +247,7 @@ def prepare(net: Net) -> Net:
 
 def _constants_to_initializers(net: Net) -> None:
     kept = []
+    graph_outputs = {o.name for o in net.model.graph.output}
     for node in net.nodes:
         attrs = _attrs(node)
         if node.op_type == "Constant" and "value" in attrs:
@@ -255,6 +256,9 @@ def _constants_to_initializers(net: Net) -> None:
             net.inits[node.output[0]] = np.asarray(attrs.get("value_float", attrs.get("value_floats")), np.float32)
         elif node.op_type == "Constant" and ("value_int" in attrs or "value_ints" in attrs):
             net.inits[node.output[0]] = np.asarray(attrs.get("value_int", attrs.get("value_ints")), np.int64)
+        elif node.op_type == "Identity" and node.input[0] in net.inits and node.output[0] not in graph_outputs:
+            # torch.onnx.export emits Identity(initializer) when two folded constants are equal.
+            net.inits[node.output[0]] = net.inits[node.input[0]].copy()
         else:
             kept.append(node)
     net.nodes = kept
