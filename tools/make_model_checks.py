@@ -64,7 +64,7 @@ def _model_file(name: str, out_dir: Path) -> Path:
         if not dense.exists():
             build_model("mobilenet-v1", out_dir)
         sparse = out_dir / "mobilenet-v1-sparse80.onnx"
-        export_sparse(dense, sparse, sparsity=0.8, pattern="4x1", progress=False)
+        export_sparse(dense, sparse, sparsity=0.8, pattern="4x1", allocation="uniform", progress=False)
         return sparse
     if name == "efficientnet-lite0":
         return build_model("efficientnet-lite0", out_dir)  # weights from the asset cache
