@@ -113,3 +113,33 @@ def test_torch_exports_match_onnxruntime(torch_exports, name, opset, isa):
     rng = np.random.default_rng(opset)
     inputs = [rng.uniform(-1, 1, (1, 3, 224, 224)).astype(np.float32) for _ in range(2)]
     _assert_matches(path, inputs, isa)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+def test_exported_sparse_mobilenet_matches_onnxruntime(model_dir, isa):
+    """A file written by `sparsedge export` (calibration, rearrangement, recovery) runs the same
+    in sparsedge (native group-sparse kernels) and onnxruntime (the ONNX function bodies)."""
+    from sparsedge_export.models import build_model
+    from sparsedge_export.sparsify import export_sparse
+
+    dense = model_dir / "mobilenet-v1-0.5-160.onnx"
+    if not dense.exists():
+        build_model("mobilenet-v1", model_dir, filename=dense.name, width=0.5, resolution=160)
+    rng = np.random.default_rng(7)
+    calibration = rng.uniform(-1, 1, (4, 3, 160, 160)).astype(np.float32)
+    for sparsity, pattern in ((0.5, "4x1"), (0.8, "8x1"), (0.7, "1x1")):
+        sparse = model_dir / f"mobilenet-v1-0.5-{pattern}-{int(sparsity * 100)}.onnx"
+        if not sparse.exists():
+            export_sparse(dense, sparse, sparsity, pattern=pattern, calibration=calibration, progress=False)
+        x = rng.uniform(-1, 1, (1, 3, 160, 160)).astype(np.float32)
+        session = _assert_matches(sparse, [x], isa)
+        assert sum(n["op_type"] == "GroupSparseConv" for n in session.get_nodes()) >= 10
+
+
+def test_exported_sparse_efficientnet_matches_onnxruntime(model_dir, efficientnet_lite0_path):
+    from sparsedge_export.sparsify import export_sparse
+
+    sparse = model_dir / "efficientnet-lite0-30.onnx"
+    export_sparse(efficientnet_lite0_path, sparse, 0.3, pattern="4x1", progress=False)
+    session = _assert_matches(sparse, _photo_inputs("efficientnet-lite0"), None)
+    assert any(n["op_type"] == "GroupSparseConv" for n in session.get_nodes())
