@@ -81,6 +81,10 @@ def onnxruntime_session(model_path: str, threads: int):
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if threads > 1:
+        # onnxruntime's workers spin after each run by default; in alternating
+        # runs they would take the cores sparsedge's next run needs.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(model_path, options, providers=["CPUExecutionProvider"])
 
 

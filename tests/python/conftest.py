@@ -36,3 +36,20 @@ def efficientnet_lite0_path(model_dir):
 
     weights = fetch_or_skip(assets.efficientnet_lite0_weights)
     return build_model("efficientnet-lite0", model_dir, weights_path=weights)
+
+
+@pytest.fixture(scope="session")
+def model_checks(tmp_path_factory):
+    """Models, inputs and onnxruntime outputs for the native whole-model checks
+    (tools/make_model_checks.py), written once per test session."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fetch_or_skip(assets.efficientnet_lite0_weights)
+    out = tmp_path_factory.mktemp("model_checks")
+    script = Path(__file__).resolve().parents[2] / "tools" / "make_model_checks.py"
+    result = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (out / "checks.txt").read_text().count("\n") == 3
+    return out

@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -50,17 +49,6 @@ def aarch64_build():
     _run(["cmake", "--build", str(BUILD), "-j", str(os.cpu_count() or 2), "--target", *TEST_TARGETS, "classify"],
          timeout=1200)
     return BUILD
-
-
-@pytest.fixture(scope="module")
-def model_checks(tmp_path_factory):
-    from sparsedge_export import assets
-
-    fetch_or_skip(assets.efficientnet_lite0_weights)
-    out = tmp_path_factory.mktemp("model_checks")
-    _run([sys.executable, str(ROOT / "tools" / "make_model_checks.py"), str(out)], timeout=600)
-    assert (out / "checks.txt").read_text().count("\n") == 3
-    return out
 
 
 def test_native_tests_under_qemu_exercise_neon(aarch64_build, model_checks):

@@ -6,7 +6,6 @@ BSR data is an InvalidModelError naming the problem."""
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper

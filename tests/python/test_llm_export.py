@@ -12,7 +12,6 @@ The small op tests need no asset; the rest skip when the GGUF is not cached
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

@@ -7,8 +7,6 @@ the cache is cold.
 
 from __future__ import annotations
 
-import io
-import json
 import zipfile
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from conftest import fetch_or_skip
 from sparsedge_export import assets
 from sparsedge_export.assets import AssetError
 from sparsedge_export.models import MODEL_BUILDERS, build_model, save_model_atomic
@@ -41,16 +40,6 @@ def _smooth_images(count: int, seed: int, size: int = 224) -> np.ndarray:
     coarse = rng.uniform(-1, 1, (count, 3, 7, 7)).repeat(block, axis=2).repeat(block, axis=3)
     coarse = coarse[:, :, :size, :size]
     return (coarse + rng.normal(0, 0.1, coarse.shape)).astype(np.float32)
-
-
-def _asset(fetch, *args):
-    """Fetch an asset, turning 'offline and not cached' into a skip."""
-    try:
-        return fetch(*args)
-    except AssetError as exc:
-        if assets.is_offline():
-            pytest.skip(f"asset not cached and SPARSEDGE_OFFLINE=1: {exc}")
-        raise
 
 
 def _assert_pinned_versions(model: onnx.ModelProto) -> None:
@@ -180,7 +169,7 @@ def test_same_pads_match_tensorflow():
 
 @pytest.fixture(scope="module")
 def lite0_session():
-    weights = _asset(assets.efficientnet_lite0_weights)
+    weights = fetch_or_skip(assets.efficientnet_lite0_weights)
     model = build_efficientnet_lite0(weights)
     _assert_pinned_versions(model)
     return model, _session(model)
@@ -199,17 +188,17 @@ def test_efficientnet_lite0_graph_form(lite0_session):
 @pytest.mark.parametrize("image, classes", [("chelsea.png", range(281, 286)), ("coffee.png", [967])])
 def test_efficientnet_lite0_classifies_photos(lite0_session, image, classes):
     _, session = lite0_session
-    x = load_image_for("efficientnet-lite0", _asset(assets.skimage_image, image))
+    x = load_image_for("efficientnet-lite0", fetch_or_skip(assets.skimage_image, image))
     logits = session.run(None, {"input": x})[0]
     assert logits.shape == (1, 1000)
     top = int(logits.argmax())
-    names = _asset(assets.imagenet_classes)
+    names = fetch_or_skip(assets.imagenet_classes)
     assert top in classes, f"{image}: top-1 {top} ({names[top]})"
 
 
 def test_checkpoint_reader_matches_torch_load():
     torch = pytest.importorskip("torch")
-    weights = _asset(assets.efficientnet_lite0_weights)
+    weights = fetch_or_skip(assets.efficientnet_lite0_weights)
     ours = load_legacy_state_dict(weights)
     reference = torch.load(weights, map_location="cpu", weights_only=True)
     assert list(ours) == list(reference)

@@ -9,7 +9,6 @@ max|diff| <= 1e-4 * max(1, max|ref|); integer results must match exactly.
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper

@@ -15,12 +15,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import fetch_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_SH = ROOT / "wasm" / "build.sh"
@@ -45,17 +43,6 @@ def toolchain():
 def dist(toolchain):
     _run(["bash", str(BUILD_SH), "dist"], timeout=1200)
     return ROOT / "wasm" / "dist"
-
-
-@pytest.fixture(scope="module")
-def model_checks(tmp_path_factory):
-    from sparsedge_export import assets
-
-    fetch_or_skip(assets.efficientnet_lite0_weights)
-    out = tmp_path_factory.mktemp("model_checks")
-    _run([sys.executable, str(ROOT / "tools" / "make_model_checks.py"), str(out)], timeout=600)
-    assert (out / "checks.txt").read_text().count("\n") == 3
-    return out
 
 
 def test_native_tests_under_node_exercise_wasmsimd(toolchain, model_checks):

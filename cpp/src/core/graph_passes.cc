@@ -85,6 +85,22 @@ void rename_input(std::vector<Node>& nodes, const std::string& from, const std::
   }
 }
 
+std::map<std::string, size_t> producer_map(const std::vector<Node>& nodes) {
+  std::map<std::string, size_t> producer;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (const std::string& o : nodes[i].outputs) producer[o] = i;
+  }
+  return producer;
+}
+
+void erase_marked(std::vector<Node>& nodes, const std::vector<bool>& removed) {
+  std::vector<Node> kept;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    if (!removed[i]) kept.push_back(std::move(nodes[i]));
+  }
+  nodes.swap(kept);
+}
+
 const Tensor* lookup(const ConstantMap& consts, const Node& n, size_t idx) {
   if (!n.has_input(idx)) return nullptr;
   auto it = consts.find(n.inputs[idx]);
@@ -118,10 +134,7 @@ void remove_identities(std::vector<Node>& nodes, const std::set<std::string>& gr
 void fold_batchnorm_into_conv(std::vector<Node>& nodes, ConstantMap& consts,
                               const std::set<std::string>& graph_outputs) {
   std::map<std::string, int> uses = consumer_counts(nodes, graph_outputs);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    for (const std::string& o : nodes[i].outputs) producer[o] = i;
-  }
+  std::map<std::string, size_t> producer = producer_map(nodes);
   std::vector<bool> removed(nodes.size(), false);
   for (size_t b = 0; b < nodes.size(); ++b) {
     Node& bn = nodes[b];
@@ -163,11 +176,7 @@ void fold_batchnorm_into_conv(std::vector<Node>& nodes, ConstantMap& consts,
     producer[bn.outputs[0]] = p->second;
     removed[b] = true;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!removed[i]) kept.push_back(nodes[i]);
-  }
-  nodes.swap(kept);
+  erase_marked(nodes, removed);
 }
 
 namespace {
@@ -201,10 +210,7 @@ bool activation_bounds(const Node& act, const ConstantMap& consts, float& lo, fl
 void fuse_activations(std::vector<Node>& nodes, const ConstantMap& consts,
                       const std::set<std::string>& graph_outputs) {
   std::map<std::string, int> uses = consumer_counts(nodes, graph_outputs);
-  std::map<std::string, size_t> producer;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    for (const std::string& o : nodes[i].outputs) producer[o] = i;
-  }
+  std::map<std::string, size_t> producer = producer_map(nodes);
   std::vector<bool> removed(nodes.size(), false);
   for (size_t a = 0; a < nodes.size(); ++a) {
     Node& act = nodes[a];
@@ -224,11 +230,7 @@ void fuse_activations(std::vector<Node>& nodes, const ConstantMap& consts,
     producer[act.outputs[0]] = p->second;
     removed[a] = true;
   }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    if (!removed[i]) kept.push_back(nodes[i]);
-  }
-  nodes.swap(kept);
+  erase_marked(nodes, removed);
 }
 
 void remove_dead_nodes(std::vector<Node>& nodes, const std::set<std::string>& graph_outputs) {

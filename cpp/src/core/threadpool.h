@@ -3,7 +3,9 @@
 // The calling thread takes part in the work, so `threads == 1` runs inline
 // without any synchronisation. Work is split into contiguous chunks; each
 // worker takes chunks from a shared atomic counter, which balances uneven
-// tiles without a queue.
+// tiles without a queue. Between jobs, workers and the caller spin briefly
+// before sleeping: consecutive ops of one inference are microseconds apart,
+// and a condition-variable wake-up per op costs more than many small ops.
 #pragma once
 
 #include <atomic>
@@ -40,9 +42,9 @@ class ThreadPool {
   const std::function<void(size_t, size_t)>* job_ = nullptr;
   size_t job_n_ = 0, job_grain_ = 1;
   std::atomic<size_t> next_{0};
-  size_t generation_ = 0;
-  size_t active_ = 0;
-  bool stop_ = false;
+  std::atomic<size_t> generation_{0};
+  std::atomic<size_t> active_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // parallel_for that also accepts a null pool (runs inline).

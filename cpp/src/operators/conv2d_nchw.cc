@@ -1,4 +1,5 @@
 #include "operators/conv2d_nchw.h"
+#include "operators/im2col.h"
 
 #include <algorithm>
 #include <cstring>
@@ -229,38 +230,7 @@ void Conv2dNchw::run_gemm(size_t batch, size_t in_h, size_t in_w, const float* x
         parallel_for(pool, kc_, 8, [&](size_t r0, size_t r1) {
           for (size_t r = r0; r < r1; ++r) {
             const size_t c = r / (kh * kw), ky = (r / kw) % kh, kx = r % kw;
-            const float* src = xg + c * in_h * in_w;
-            float* dst = col + r * n;
-            // Valid ox range: pad_left <= ox*sw + kx*dw < pad_left + in_w.
-            const size_t off = kx * p_.dilation_w;
-            size_t ox_lo = 0;
-            if (off < p_.pad_left) ox_lo = divide_round_up(p_.pad_left - off, p_.stride_w);
-            size_t ox_hi = 0;  // exclusive
-            if (p_.pad_left + in_w > off) {
-              ox_hi = std::min(ow, divide_round_up(p_.pad_left + in_w - off, p_.stride_w));
-            }
-            ox_lo = std::min(ox_lo, ow);
-            ox_hi = std::max(ox_hi, ox_lo);
-            for (size_t oy = 0; oy < oh; ++oy) {
-              float* d = dst + oy * ow;
-              const size_t yy = oy * p_.stride_h + ky * p_.dilation_h;
-              if (yy < p_.pad_top || yy - p_.pad_top >= in_h) {
-                std::memset(d, 0, ow * sizeof(float));
-                continue;
-              }
-              // Input column of ox is ox*sw + off - pad_left (>= 0 for ox >= ox_lo).
-              const float* s = src + (yy - p_.pad_top) * in_w;
-              for (size_t ox = 0; ox < ox_lo; ++ox) d[ox] = 0.0f;
-              if (p_.stride_w == 1 && ox_hi > ox_lo) {
-                std::memcpy(d + ox_lo, s + (ox_lo + off - p_.pad_left),
-                            (ox_hi - ox_lo) * sizeof(float));
-              } else {
-                for (size_t ox = ox_lo; ox < ox_hi; ++ox) {
-                  d[ox] = s[ox * p_.stride_w + off - p_.pad_left];
-                }
-              }
-              for (size_t ox = ox_hi; ox < ow; ++ox) d[ox] = 0.0f;
-            }
+            im2col_row(p_, xg + c * in_h * in_w, in_h, in_w, oh, ow, ky, kx, col + r * n);
           }
         });
         args.b = col;

@@ -1,4 +1,5 @@
 #include "operators/group_sparse_conv.h"
+#include "operators/im2col.h"
 
 #include <algorithm>
 #include <atomic>
@@ -375,34 +376,7 @@ void GroupSparseConv::run(size_t batch, size_t in_h, size_t in_w, const float* x
       for (size_t r = r0; r < r1; ++r) {
         const size_t c = r / taps, ky = (r / kw) % kh, kx = r % kw;
         if (!used[c]) continue;
-        const float* src = xi + c * in_h * in_w;
-        float* dst = col + r * n;
-        const size_t off = kx * p_.dilation_w;
-        // Valid ox: pad_left <= ox*sw + off < pad_left + in_w.
-        size_t ox_lo = 0, ox_hi = 0;
-        if (off < p_.pad_left) ox_lo = divide_round_up(p_.pad_left - off, p_.stride_w);
-        if (p_.pad_left + in_w > off) {
-          ox_hi = std::min(ow, divide_round_up(p_.pad_left + in_w - off, p_.stride_w));
-        }
-        ox_lo = std::min(ox_lo, ow);
-        ox_hi = std::max(ox_hi, ox_lo);
-        for (size_t oy = 0; oy < oh; ++oy) {
-          float* d = dst + oy * ow;
-          const size_t yy = oy * p_.stride_h + ky * p_.dilation_h;
-          if (yy < p_.pad_top || yy - p_.pad_top >= in_h) {
-            std::memset(d, 0, ow * sizeof(float));
-            continue;
-          }
-          const float* s = src + (yy - p_.pad_top) * in_w;
-          std::fill(d, d + ox_lo, 0.0f);
-          if (p_.stride_w == 1) {
-            std::memcpy(d + ox_lo, s + (ox_lo + off - p_.pad_left),
-                        (ox_hi - ox_lo) * sizeof(float));
-          } else {
-            for (size_t ox = ox_lo; ox < ox_hi; ++ox) d[ox] = s[ox * p_.stride_w + off - p_.pad_left];
-          }
-          std::fill(d + ox_hi, d + ow, 0.0f);
-        }
+        im2col_row(p_, xi + c * in_h * in_w, in_h, in_w, oh, ow, ky, kx, col + r * n);
       }
     });
     void* panels = reinterpret_cast<char*>(scratch) +

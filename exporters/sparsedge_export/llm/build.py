@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import onnx
 from onnx import TensorProto
 
 from .gguf_model import GgufModel, load_gguf

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import helper
 
 from .. import format as fmt
 from .blas import single_threaded_blas

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .graph import Layer, Net
+from .graph import Layer
 
 __all__ = ["ALLOCATIONS", "PATTERNS", "allocate", "block_counts", "block_scores", "mask_from_scores",
            "parse_pattern", "prune_weight"]
