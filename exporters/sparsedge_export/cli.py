@@ -170,6 +170,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- export-llm, perplexity
+def cmd_export_llm(args: argparse.Namespace) -> int:
+    from .llm.prune import export_llm
+
+    _require_file(args.model, "GGUF")
+    text = None
+    if args.calibration is not None:
+        text = _require_file(args.calibration, "calibration text").read_text(encoding="utf-8")
+    print(export_llm(args.model, args.output, args.sparsity, pattern=args.pattern, method=args.method,
+                     calibration_text=text, layers=args.layers, calibration_max_tokens=args.calibration_tokens,
+                     progress=True))
+    return 0
+
+
+def cmd_perplexity(args: argparse.Namespace) -> int:
+    from .llm.perplexity import perplexity
+
+    if not Path(args.model_dir).is_dir():
+        raise CliError(f"model directory not found: {args.model_dir}")
+    text = _require_file(args.text, "text").read_text(encoding="utf-8")
+    value = perplexity(args.model_dir, text, context=args.context, max_tokens=args.max_tokens,
+                       runtime=args.runtime, threads=args.threads, progress=True)
+    print(f"perplexity: {value:.4f}")
+    return 0
+
+
 # ---------------------------------------------------------------- inspect
 def _inspect_sparsedge(path: Path, plot: str | None) -> bool:
     """Print the export report of a sparsedge model; False if ``path`` is a plain model."""
@@ -273,6 +299,37 @@ def build_parser() -> argparse.ArgumentParser:
                         help="per-layer sparsity allocation (default global)")
     export.add_argument("--no-protect", action="store_true", help="also prune the first and last prunable layers")
     export.set_defaults(func=cmd_export)
+
+    export_llm = sub.add_parser("export-llm", help="prune a llama GGUF decoder (SmolLM2) to 2:4 or group sparsity",
+                                description="Build the decoder directory like `models build smollm2`, with the decoder "
+                                "linear layers (q, k, v, o, gate, up, down) pruned; the tied embedding/LM head stays "
+                                "dense. 2:4 layers become SemiStructuredMatMul, Bx1 group sparsity GroupSparseMatMul "
+                                "(docs/FORMAT.md). Progress goes to stderr; files are written atomically.")
+    export_llm.add_argument("model", help="llama-architecture GGUF file")
+    export_llm.add_argument("-o", "--output", required=True, help="output directory")
+    export_llm.add_argument("--sparsity", default="2:4", help="'2:4' (default) or a fraction such as 0.5")
+    export_llm.add_argument("--pattern", default=None, help="block pattern for fractional sparsity: 1x1, 2x1, 4x1 "
+                            "(default) or 8x1")
+    export_llm.add_argument("--method", default="magnitude", choices=["magnitude", "wanda", "reconstruct"],
+                            help="magnitude (default), wanda (|W| x input norms) or reconstruct (SparseGPT)")
+    export_llm.add_argument("--calibration", metavar="TEXT", help="calibration text file (wanda, reconstruct)")
+    export_llm.add_argument("--calibration-tokens", type=int, default=2048,
+                            help="calibration tokens used, in sequences of 256 (default 2048)")
+    export_llm.add_argument("--layers", choices=["all", "mlp"], default="all",
+                            help="prune every decoder linear layer (default) or the MLP only")
+    export_llm.set_defaults(func=cmd_export_llm)
+
+    ppl = sub.add_parser("perplexity", help="perplexity of a decoder directory on a text file",
+                         description="Tokenise TEXT with DIR/tokenizer.json, score non-overlapping windows and "
+                         "print `perplexity: <value>` last. --runtime sparsedge uses the native runtime "
+                         "(needs its LLM ops).")
+    ppl.add_argument("model_dir", metavar="DIR", help="directory with model.onnx and tokenizer.json")
+    ppl.add_argument("--text", required=True, help="UTF-8 text file")
+    ppl.add_argument("--context", type=int, default=512, help="window length in tokens (default 512)")
+    ppl.add_argument("--max-tokens", type=int, default=None, help="evaluate only the first N tokens")
+    ppl.add_argument("--runtime", choices=["onnxruntime", "sparsedge"], default="onnxruntime")
+    ppl.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    ppl.set_defaults(func=cmd_perplexity)
 
     inspect = sub.add_parser("inspect", help="show a sparsedge model's per-layer report, or a model's kernels",
                              description="For a sparsedge model: the per-layer export report (shape, MACs, "

@@ -48,3 +48,12 @@ ATTR_SCALE = "scale"
 
 # metadata_props key of an LLM decoder: its config as JSON.
 META_LLM = "sparsedge.llm"
+
+# 2:4 semi-structured linear layer (docs/FORMAT.md, "SemiStructuredMatMul"):
+# (X [..., I], values f32 [O, I/2], indices u8 [O, I/4], bias [O]) -> Y [..., O].
+SEMI_STRUCTURED_MATMUL = "SemiStructuredMatMul"
+ATTR_IN_CHANNELS = "in_channels"
+SEMI_STRUCTURED_N = 2  # kept weights per group
+SEMI_STRUCTURED_M = 4  # group length along the input axis
+# metadata_props key of a pruned LLM decoder: the export settings and per-layer report as JSON.
+META_LLM_PRUNE = "sparsedge.llm_prune"

@@ -57,5 +57,15 @@ constexpr const char* kAttrScale = "scale";
 // metadata_props key of an LLM decoder: its config as JSON.
 constexpr const char* kMetaLlm = "sparsedge.llm";
 
+// 2:4 semi-structured linear layer (docs/FORMAT.md, "SemiStructuredMatMul"):
+// (X [..., I], values f32 [O, I/2], indices u8 [O, I/4], bias [O]) -> Y [..., O].
+// Byte g of row o holds the two kept positions p0 < p1 (0..3) of group g as p0 | (p1 << 2).
+constexpr const char* kSemiStructuredMatMul = "SemiStructuredMatMul";
+constexpr const char* kAttrInChannels = "in_channels";
+constexpr int64_t kSemiStructuredN = 2;  // kept weights per group
+constexpr int64_t kSemiStructuredM = 4;  // group length along the input axis
+// metadata_props key of a pruned LLM decoder: the export settings and per-layer report as JSON.
+constexpr const char* kMetaLlmPrune = "sparsedge.llm_prune";
+
 }  // namespace format
 }  // namespace sde

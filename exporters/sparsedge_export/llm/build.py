@@ -70,7 +70,8 @@ def write_model_with_external_data(decoder: DecoderModel, model_tmp: Path, data_
             if pad:
                 handle.write(b"\0" * pad)
                 offset += pad
-            raw = np.ascontiguousarray(array, dtype="<f4")
+            # float32 weights, and the int32/uint8 index arrays of sparse layers, little-endian.
+            raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
             handle.write(memoryview(raw).cast("B"))
             tensor = by_name[name]
             tensor.data_location = TensorProto.EXTERNAL
@@ -100,8 +101,12 @@ def generation_config(gm: GgufModel) -> dict:
     }
 
 
-def build_decoder_dir(gm: GgufModel, out_dir: Path | str) -> dict[str, Path]:
-    """Write the four files of ``gm`` into ``out_dir``; returns their final paths."""
+def build_decoder_dir(gm: GgufModel, out_dir: Path | str, transform=None) -> dict[str, Path]:
+    """Write the four files of ``gm`` into ``out_dir``; returns their final paths.
+
+    ``transform`` (DecoderModel -> DecoderModel), if given, rewrites the graph before it is written
+    (the pruned exporter swaps linear layers for sparse ops there).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     finals = {name: out_dir / name for name in (MODEL_FILE, DATA_FILE, TOKENIZER_FILE, GENERATION_CONFIG_FILE)}
@@ -113,6 +118,8 @@ def build_decoder_dir(gm: GgufModel, out_dir: Path | str) -> dict[str, Path]:
         _write_fsync(temps[GENERATION_CONFIG_FILE], [json.dumps(generation_config(gm), indent=2).encode("utf-8")])
         _log("building the decoder graph")
         decoder = build_decoder_graph(gm)
+        if transform is not None:
+            decoder = transform(decoder)
         _log(f"writing {len(decoder.weights)} weight tensors")
         size = write_model_with_external_data(decoder, temps[MODEL_FILE], temps[DATA_FILE])
         for name in (DATA_FILE, TOKENIZER_FILE, GENERATION_CONFIG_FILE, MODEL_FILE):
