@@ -85,6 +85,44 @@ void test_gemm_kernel(f32_gemm_ukernel_fn fn, const char* name, size_t MR, size_
       test_gemm_case(fn, name, MR, mr, nc, 16, false, true, -0.5f, 0.7f, rng);
 }
 
+// y[nc] = clamp(bias + x * W) over weights packed in NR-wide strips (as
+// pack_b_strips writes them, padding columns zero); y has guard floats after nc.
+void test_gemv_kernel(f32_gemv_ukernel_fn fn, const char* name, size_t NR) {
+  Rng rng(3);
+  const float inf = INFINITY;
+  std::vector<size_t> ncs;
+  for (size_t n = 1; n <= NR + 1; ++n) ncs.push_back(n);
+  for (size_t n : {2 * NR - 1, 2 * NR, 3 * NR + 5}) ncs.push_back(n);
+  for (size_t nc : ncs)
+    for (size_t k : {1, 2, 3, 8, 37, 576})
+      for (int mode = 0; mode < 3; ++mode) {
+        const bool with_bias = mode >= 1, clamp = mode == 2;
+        const float lo = clamp ? -0.5f : -inf, hi = clamp ? 0.7f : inf;
+        const size_t strips = (nc + NR - 1) / NR;
+        std::vector<float> w_rows = rng.vec(k * nc);  // [k, nc]
+        std::vector<float> packed(strips * NR * k, 0.0f);
+        for (size_t s = 0; s < strips; ++s)
+          for (size_t kk = 0; kk < k; ++kk)
+            for (size_t j = 0; j < NR && s * NR + j < nc; ++j) packed[(s * k + kk) * NR + j] = w_rows[kk * nc + s * NR + j];
+        std::vector<float> x = rng.vec(k), bias = rng.vec(nc);
+        std::vector<float> y(nc + 7, kSentinel);
+        fn(nc, k, x.data(), packed.data(), with_bias ? bias.data() : nullptr, y.data(), lo, hi);
+        std::vector<double> ref(nc);
+        for (size_t j = 0; j < nc; ++j) {
+          double acc = with_bias ? bias[j] : 0.0;
+          for (size_t kk = 0; kk < k; ++kk) acc += double(x[kk]) * double(w_rows[kk * nc + j]);
+          ref[j] = clampd(acc, lo, hi);
+        }
+        bool guards_ok = true;
+        for (size_t j = nc; j < y.size(); ++j) guards_ok = guards_ok && y[j] == kSentinel;
+        char what[256];
+        std::snprintf(what, sizeof what, "%s nc=%zu k=%zu bias=%d clamp=%d", name, nc, k, int(with_bias), int(clamp));
+        if (!guards_ok) std::fprintf(stderr, "%s: wrote outside y\n", what);
+        CHECK(guards_ok);
+        near_all(y.data(), ref.data(), nc, what);
+      }
+}
+
 void test_dwconv_kernel(f32_dwconv2d_chw_fn fn, const char* name, size_t K, size_t S) {
   Rng rng(2);
   const float inf = INFINITY;
@@ -144,6 +182,16 @@ int main() {
   }
 #include "kernels/f32-gemm/f32-gemm.inc"
 #undef SDE_GEMM_UKERNEL
+#define SDE_GEMV_UKERNEL(fn, nr, isa)              \
+  if (isa_supported(isa)) {                        \
+    test_gemv_kernel(fn, #fn, nr);                 \
+    ++tested;                                      \
+  } else {                                         \
+    std::printf("skip %s (ISA not supported)\n", #fn); \
+    ++skipped;                                     \
+  }
+#include "kernels/f32-gemv/f32-gemv.inc"
+#undef SDE_GEMV_UKERNEL
 #define SDE_DWCONV_UKERNEL(fn, k, s, isa)          \
   if (isa_supported(isa)) {                        \
     test_dwconv_kernel(fn, #fn, k, s);             \
@@ -164,6 +212,7 @@ int main() {
     const KernelTable t = kernels_for(isa);
     CHECK(t.gemm.ukernel != nullptr);
     CHECK(t.dwconv.k3s1 != nullptr);
+    CHECK(t.gemv.ukernel == nullptr || t.gemv.nr == t.gemm.nr);
   }
   std::printf("test_kernels: %d kernels tested, %d skipped, dispatch=%s (%s), %d failures\n",
               tested, skipped, isa_name(kt.isa), kt.gemm.name, failures());

@@ -165,7 +165,7 @@ void test_fully_connected(const KernelTable& table, ThreadPool& pool2) {
   const float inf = INFINITY;
   for (size_t m : {1, 2, 7})
     for (size_t k : {1, 5, 300})
-      for (size_t n : {1, 17, 40})
+      for (size_t n : {1, 17, 40, 2100})  // 2100: the m = 1 GEMV splits across threads
         for (int mode = 0; mode < 4; ++mode) {
           const bool k_by_n = mode & 1, with_bias = mode & 2;
           const float lo = mode == 3 ? 0.0f : -inf, hi = mode == 3 ? 1.0f : inf;

@@ -90,6 +90,15 @@ KernelTable build_table(Isa isa) {
   }
 #include "kernels/f32-gemm/f32-gemm.inc"
 #undef SDE_GEMM_UKERNEL
+#define SDE_GEMV_UKERNEL(fn, nr_, isa_)                   \
+  if (usable_for(isa_, isa) && nr_ == t.gemm.nr) {         \
+    t.gemv.ukernel = fn;                                   \
+    t.gemv.nr = nr_;                                       \
+    t.gemv.name = #fn;                                     \
+    t.gemv.isa = isa_;                                     \
+  }
+#include "kernels/f32-gemv/f32-gemv.inc"
+#undef SDE_GEMV_UKERNEL
 #define SDE_DWCONV_UKERNEL(fn, k_, s_, isa_)                \
   if (usable_for(isa_, isa)) {                               \
     if (k_ == 3 && s_ == 1) t.dwconv.k3s1 = fn;              \

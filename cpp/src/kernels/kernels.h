@@ -77,12 +77,33 @@ typedef void (*f32_gspmm_ukernel_fn)(size_t pixels, size_t block_rows, const flo
                                      float* output, size_t output_stride, float min,
                                      float max);
 
+// ---------------------------------------------------------------------------
+// f32-gemv: y[nc] = clamp(bias + x[k] * W[k x nc]), the M = 1 case of a fully
+// connected layer (LLM decode), over the weights as f32-gemm packs them.
+//
+// w:     NR-wide strips (NR is in the kernel's name and must equal the paired
+//        GEMM's nr): strip s holds columns [s*NR, s*NR + NR) as w[s*k*NR +
+//        kk*NR + j]; columns beyond nc are zero.
+// bias:  nc floats, or nullptr for zero.  y: exactly nc floats written.
+// Per output the sum runs over k in order (a kernel may keep several partial
+// sums), independent of how callers split nc into strips.
+typedef void (*f32_gemv_ukernel_fn)(size_t nc, size_t k, const float* x, const float* w,
+                                    const float* bias, float* y, float min, float max);
+
 struct GemmConfig {
   f32_gemm_ukernel_fn ukernel = nullptr;
   size_t mr = 0;  // rows per packed panel
   size_t nr = 0;  // natural column tile (for blocking/threading decisions)
   const char* name = "";
   Isa isa = Isa::kScalar;  // ISA of the chosen kernel (a table may reuse a lower ISA's)
+};
+
+// The GEMV whose strip width matches the table's GEMM (nullptr if none).
+struct GemvConfig {
+  f32_gemv_ukernel_fn ukernel = nullptr;
+  size_t nr = 0;
+  const char* name = "";
+  Isa isa = Isa::kScalar;
 };
 
 struct DwConvConfig {
@@ -103,6 +124,7 @@ struct GspmmConfig {
 struct KernelTable {
   Isa isa = Isa::kScalar;
   GemmConfig gemm;
+  GemvConfig gemv;
   DwConvConfig dwconv;
   GspmmConfig gspmm;
 };

@@ -13,6 +13,12 @@ namespace sde {
 #include "kernels/f32-gemm/f32-gemm.inc"
 #undef SDE_GEMM_UKERNEL
 
+#define SDE_GEMV_UKERNEL(fn, nr, isa)                                                  \
+  void fn(size_t nc, size_t k, const float* x, const float* w, const float* bias, float* y, \
+          float min, float max);
+#include "kernels/f32-gemv/f32-gemv.inc"
+#undef SDE_GEMV_UKERNEL
+
 #define SDE_DWCONV_UKERNEL(fn, k, s, isa)                                                 \
   void fn(size_t out_h, size_t out_w, const float* in, size_t in_stride, const float* w, \
           float bias, float* out, size_t out_stride, float min, float max);

@@ -1,9 +1,11 @@
 #include "operators/fully_connected.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 
+#include "core/threadpool.h"
 #include "operators/gemm.h"
 
 namespace sde {
@@ -22,6 +24,7 @@ FullyConnected::FullyConnected(size_t k, size_t n, const float* weights,
   if (gemm_.ukernel == nullptr) {
     throw std::invalid_argument("FullyConnected: no GEMM kernel in the kernel table");
   }
+  if (kt.gemv.ukernel != nullptr && kt.gemv.nr == gemm_.nr) gemv_ = kt.gemv;
   b_packed_.resize(packed_b_floats(k, n, gemm_.nr));
   if (weights_are_k_by_n) {
     pack_b_strips(weights, k, n, n, 1, gemm_.nr, b_packed_.data());
@@ -39,6 +42,18 @@ size_t FullyConnected::scratch_bytes(size_t m, size_t threads) const {
 void FullyConnected::run(size_t m, const float* x, float* y, void* scratch,
                          ThreadPool* pool) const {
   if (m == 0) return;
+  if (m == 1 && gemv_.ukernel != nullptr) {
+    // Columns split by whole strips; each output is computed by one call, so
+    // results do not depend on the thread count.
+    const size_t nr = gemv_.nr, strips = (n_ + nr - 1) / nr;
+    const float* bias = has_bias_ ? bias_.data() : nullptr;
+    parallel_for(pool, strips, 64, [&](size_t s0, size_t s1) {
+      const size_t j0 = s0 * nr, cols = std::min(n_, s1 * nr) - j0;
+      gemv_.ukernel(cols, k_, x, b_packed_.data() + j0 * k_, bias ? bias + j0 : nullptr, y + j0,
+                    out_min_, out_max_);
+    });
+    return;
+  }
   float* a_packed = static_cast<float*>(scratch);
   pack_a_panels(x, m, k_, k_, 1, gemm_.mr, a_packed);
   GemmArgs args;

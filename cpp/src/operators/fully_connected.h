@@ -1,6 +1,8 @@
 // Fully connected layer: y[m, n] = clamp(x[m, k] * W + bias), row-major.
 // The weights are the GEMM's right operand, packed once into NR-wide strips;
 // x is packed into MR-row panels per call (scratch). run() allocates nothing.
+// One row (m = 1, LLM decode) takes the f32-gemv path over the same strips:
+// no packing of x, and the weights stream through once.
 #pragma once
 
 #include <cstddef>
@@ -34,6 +36,7 @@ class FullyConnected {
   float out_min_, out_max_;
   bool has_bias_;
   GemmConfig gemm_;
+  GemvConfig gemv_;  // m = 1 path over the same packed strips (ukernel nullptr if none)
   AlignedFloats b_packed_;  // weights as [k, n], NR-wide strips
   AlignedFloats bias_;
 };

@@ -91,6 +91,7 @@ void register_pool_ops(OpRegistry& r);
 void register_matmul_ops(OpRegistry& r);
 void register_shape_ops(OpRegistry& r);
 void register_group_sparse_ops(OpRegistry& r);  // ai.sparsedge
+void register_llm_ops(OpRegistry& r);           // ai.sparsedge decoder ops
 
 
 template <typename T>

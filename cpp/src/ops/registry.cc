@@ -11,6 +11,7 @@ const OpRegistry& OpRegistry::instance() {
     register_matmul_ops(r);
     register_shape_ops(r);
     register_group_sparse_ops(r);
+    register_llm_ops(r);
     return r;
   }();
   return registry;
