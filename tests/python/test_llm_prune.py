@@ -203,3 +203,21 @@ def test_cli_export_and_perplexity(tiny, tmp_path, capsys):
                      "--max-tokens", "300"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("perplexity: ") and np.isfinite(float(last.split()[1]))
+
+
+def test_real_smollm2_first_layer_reconstruct_beats_magnitude():
+    """One quick check on the real weights: layer 0's q projection on 256 Jane Austen tokens."""
+    from conftest import fetch_or_skip
+
+    from sparsedge_export import assets
+    from sparsedge_export.llm.reference import rms_norm
+
+    gm = load_gguf(fetch_or_skip(assets.smollm2_gguf), progress=False)
+    text = fetch_or_skip(assets.janeausten_texts)["prideprejudice"]
+    ids = np.concatenate(calibration_tokens(gm, text, 256, 256))
+    x = rms_norm(gm.embedding[ids], gm.layer(0, "attn_norm"), gm.config.rms_eps)
+    w = gm.layer(0, "attn_q")
+    h = (x.T @ x).astype(np.float64)
+    ref = x @ w.T
+    errors = {m: _rel(x @ prune_weight(w, parse_target("2:4"), m, h)[0].T, ref) for m in ("magnitude", "reconstruct")}
+    assert errors["reconstruct"] < 0.8 * errors["magnitude"], errors
