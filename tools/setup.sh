@@ -10,7 +10,7 @@ log() { echo "[setup] $*" >&2; }
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
-APT_PACKAGES=(cmake ninja-build g++ libprotozero-dev g++-aarch64-linux-gnu qemu-user-static qemu-user emscripten wabt chromium)
+APT_PACKAGES=(cmake ninja-build g++ libprotozero-dev nlohmann-json3-dev g++-aarch64-linux-gnu qemu-user-static qemu-user emscripten wabt chromium)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

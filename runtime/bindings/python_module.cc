@@ -10,6 +10,8 @@
 
 #include "core/session.h"
 #include "kernels/kernels.h"
+#include "llm/sampling.h"
+#include "llm/tokenizer.h"
 #include "ops/op.h"
 
 namespace py = pybind11;
@@ -195,6 +197,48 @@ class PySession {
   std::unique_ptr<Session> session_;
 };
 
+class PyTokenizer {
+ public:
+  explicit PyTokenizer(const std::string& path)
+      : tok_(without_gil([&] { return llm::Tokenizer::from_file(path); })) {}
+
+  std::vector<int32_t> encode(const std::string& text) const {
+    return without_gil([&] { return tok_->encode(text); });
+  }
+  py::str decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+    std::string bytes = guarded([&] { return tok_->decode_bytes(ids.data(), ids.size(), skip_special_tokens); });
+    PyObject* text = PyUnicode_DecodeUTF8(bytes.data(), static_cast<py::ssize_t>(bytes.size()), "replace");
+    if (!text) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(text);
+  }
+  py::bytes decode_bytes(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+    return py::bytes(guarded([&] { return tok_->decode_bytes(ids.data(), ids.size(), skip_special_tokens); }));
+  }
+  size_t vocab_size() const { return tok_->vocab_size(); }
+  int32_t token_to_id(const std::string& token) const { return tok_->token_to_id(token); }
+  bool is_special(int32_t id) const { return tok_->is_special(id); }
+
+ private:
+  std::unique_ptr<llm::Tokenizer> tok_;
+};
+
+class PySampler {
+ public:
+  PySampler(float temperature, int32_t top_k, float top_p, uint64_t seed)
+      : sampler_(guarded([&] { return llm::Sampler(llm::SamplingOptions{temperature, top_k, top_p, seed}); })) {}
+
+  int32_t sample(const py::array_t<float, py::array::c_style | py::array::forcecast>& logits) {
+    if (logits.ndim() != 1) {
+      raise_error(Error(StatusCode::kInvalidArgument, "logits must be one-dimensional, got " +
+                                                          std::to_string(logits.ndim()) + " dimensions"));
+    }
+    return guarded([&] { return sampler_.sample(logits.data(), static_cast<size_t>(logits.shape(0))); });
+  }
+
+ private:
+  llm::Sampler sampler_;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -220,4 +264,16 @@ PYBIND11_MODULE(_core, m) {
       .def("nodes", &PySession::nodes)
       .def("threads", &PySession::threads)
       .def("run", &PySession::run, py::arg("output_names"), py::arg("feeds"));
+  py::class_<PyTokenizer>(m, "Tokenizer")
+      .def(py::init<const std::string&>(), py::arg("path"))
+      .def("encode", &PyTokenizer::encode, py::arg("text"))
+      .def("decode", &PyTokenizer::decode, py::arg("ids"), py::arg("skip_special_tokens") = false)
+      .def("decode_bytes", &PyTokenizer::decode_bytes, py::arg("ids"), py::arg("skip_special_tokens") = false)
+      .def("vocab_size", &PyTokenizer::vocab_size)
+      .def("token_to_id", &PyTokenizer::token_to_id, py::arg("token"))
+      .def("is_special", &PyTokenizer::is_special, py::arg("id"));
+  py::class_<PySampler>(m, "Sampler")
+      .def(py::init<float, int32_t, float, uint64_t>(), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+           py::arg("seed"))
+      .def("sample", &PySampler::sample, py::arg("logits"));
 }

@@ -1,6 +1,7 @@
 """sparsedge: a runtime for sparse neural networks on phones and in browsers.
 
 The public API is small: :class:`InferenceSession` (mirrors onnxruntime's),
+:class:`Tokenizer` and :class:`Sampler` (text generation without Python deps),
 the exception classes in :mod:`sparsedge.errors`, and :func:`get_isa`.
 """
 
@@ -13,6 +14,8 @@ from .errors import (
     UnsupportedError,
 )
 from .session import InferenceSession, NodeArg
+from .sampling import Sampler, sample
+from .tokenizer import Tokenizer
 from . import _core
 
 __version__ = _core.__version__
@@ -36,6 +39,9 @@ def get_operators() -> list[str]:
 __all__ = [
     "InferenceSession",
     "NodeArg",
+    "Tokenizer",
+    "Sampler",
+    "sample",
     "SparsedgeError",
     "InvalidArgumentError",
     "InvalidModelError",
