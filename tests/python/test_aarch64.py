@@ -23,7 +23,7 @@ from conftest import fetch_or_skip
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "aarch64"
 TOOLCHAIN = ROOT / "cmake" / "toolchains" / "aarch64-linux-gnu.cmake"
-TEST_TARGETS = ["test_kernels", "test_operators", "test_gspmm", "test_capi", "test_models"]
+TEST_TARGETS = ["test_kernels", "test_operators", "test_gspmm", "test_llm", "test_capi", "test_models"]
 CAT_CLASSES = range(281, 286)
 
 
@@ -66,6 +66,7 @@ def test_native_tests_under_qemu_exercise_neon(aarch64_build, model_checks):
     assert kernels_line and int(kernels_line.group(1)) >= 11, "NEON kernels missing from test_kernels"
     assert "__neon" in out or "dispatch=neon" in out
     assert "test_operators: neon done" in out
+    assert "test_llm: all checks passed" in out  # same tokenizer and seeded draws as on x86
     gspmm_line = re.search(r"f32-gspmm kernels: (\d+) tested", out)
     assert gspmm_line and int(gspmm_line.group(1)) >= 8, "NEON gspmm kernels missing"
     for name in ("mobilenet-v1", "mobilenet-v1-sparse80", "efficientnet-lite0"):
