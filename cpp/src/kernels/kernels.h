@@ -90,6 +90,17 @@ typedef void (*f32_gspmm_ukernel_fn)(size_t pixels, size_t block_rows, const flo
 typedef void (*f32_gemv_ukernel_fn)(size_t nc, size_t k, const float* x, const float* w,
                                     const float* bias, float* y, float min, float max);
 
+// ---------------------------------------------------------------------------
+// f32-spmv24: y[nc] = bias + W_2:4 * x[k], the M = 1 case of a 2:4
+// semi-structured linear layer (docs/FORMAT.md, "SemiStructuredMatMul"),
+// reading the stored layout as is (k a multiple of 4):
+// values:  row o holds its k/2 kept weights at values + o * k/2.
+// indices: row o holds its k/4 group bytes p0 | (p1 << 2) at indices + o * k/4;
+//          the caller has checked every byte (p0 < p1 <= 3, bits 4-7 zero).
+// bias:    nc floats, or nullptr for zero.  y: exactly nc floats written.
+typedef void (*f32_spmv24_ukernel_fn)(size_t nc, size_t k, const float* x, const float* values,
+                                      const uint8_t* indices, const float* bias, float* y);
+
 struct GemmConfig {
   f32_gemm_ukernel_fn ukernel = nullptr;
   size_t mr = 0;  // rows per packed panel
@@ -120,6 +131,13 @@ struct GspmmConfig {
   Isa isa[4] = {Isa::kScalar, Isa::kScalar, Isa::kScalar, Isa::kScalar};
 };
 
+struct Spmv24Config {
+  f32_spmv24_ukernel_fn ukernel = nullptr;
+  size_t rows = 0;  // output rows per tile
+  const char* name = "";
+  Isa isa = Isa::kScalar;
+};
+
 // The table chosen once at start-up (CPUID, SPARSEDGE_ISA=scalar|sse2|avx2|...).
 struct KernelTable {
   Isa isa = Isa::kScalar;
@@ -127,6 +145,7 @@ struct KernelTable {
   GemvConfig gemv;
   DwConvConfig dwconv;
   GspmmConfig gspmm;
+  Spmv24Config spmv24;
 };
 
 // Thread-safe, initialised on first use. SPARSEDGE_ISA may only lower the ISA;

@@ -25,4 +25,10 @@ namespace sde {
 #include "kernels/f32-dwconv2d-chw/f32-dwconv2d-chw.inc"
 #undef SDE_DWCONV_UKERNEL
 
+#define SDE_SPMV24_UKERNEL(fn, rows, isa)                                                 \
+  void fn(size_t nc, size_t k, const float* x, const float* values, const uint8_t* indices, \
+          const float* bias, float* y);
+#include "kernels/f32-spmv24/f32-spmv24.inc"
+#undef SDE_SPMV24_UKERNEL
+
 }  // namespace sde

@@ -92,6 +92,7 @@ void register_matmul_ops(OpRegistry& r);
 void register_shape_ops(OpRegistry& r);
 void register_group_sparse_ops(OpRegistry& r);  // ai.sparsedge
 void register_llm_ops(OpRegistry& r);           // ai.sparsedge decoder ops
+void register_semistructured_ops(OpRegistry& r);  // ai.sparsedge 2:4
 
 
 template <typename T>

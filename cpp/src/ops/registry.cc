@@ -12,6 +12,7 @@ const OpRegistry& OpRegistry::instance() {
     register_shape_ops(r);
     register_group_sparse_ops(r);
     register_llm_ops(r);
+    register_semistructured_ops(r);
     return r;
   }();
   return registry;
