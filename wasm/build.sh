@@ -44,7 +44,7 @@ case "$what" in
       "-DCMAKE_EXE_LINKER_FLAGS=-fexceptions -pthread -sPROXY_TO_PTHREAD -sEXIT_RUNTIME=1 -sPTHREAD_POOL_SIZE=4 -sINITIAL_MEMORY=268435456 -sALLOW_MEMORY_GROWTH=1 -sNODERAWFS=1 --pre-js $here/src/node_env.pre.js" \
       "-DCMAKE_CROSSCOMPILING_EMULATOR=$node_bin;--no-experimental-fetch" >/dev/null
     # Only the tests: the benchmarks are not part of them.
-    cmake --build "$build" -j "$jobs" --target test_kernels test_operators test_gspmm test_llm test_capi test_models
+    cmake --build "$build" -j "$jobs" --target sparsedge_tests
     (cd "$build" && ctest --output-on-failure -V)
     ;;
   *)
