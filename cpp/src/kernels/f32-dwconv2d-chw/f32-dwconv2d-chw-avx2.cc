@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include "kernels/ukernels.h"
+#include "kernels/simd-avx2.h"
 
 namespace sde {
 namespace {
@@ -32,21 +33,6 @@ inline __m256 even_lanes_permuted(__m256 lo, __m256 hi) {
 }
 inline __m256 odd_lanes_permuted(__m256 lo, __m256 hi) {
   return _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(3, 1, 3, 1));
-}
-// Stores the first n (1..7) lanes of v (vmaskmovps stores are microcoded on AMD).
-inline void store_first_lanes(float* dst, __m256 v, size_t n) {
-  __m128 x = _mm256_castps256_ps128(v);
-  if (n & 4) {
-    _mm_storeu_ps(dst, x);
-    x = _mm256_extractf128_ps(v, 1);
-    dst += 4;
-  }
-  if (n & 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(dst), x);
-    x = _mm_movehl_ps(x, x);
-    dst += 2;
-  }
-  if (n & 1) _mm_store_ss(dst, x);
 }
 
 inline __m256 unpermute(__m256 v) {

@@ -9,6 +9,8 @@
 // piecewise, so exactly out_w columns are written.
 #include <arm_neon.h>
 
+#include "kernels/simd-neon.h"
+
 #include "kernels/ukernels.h"
 
 namespace sde {
@@ -52,20 +54,6 @@ inline float32x4_t pixels4(const float* const* rows, size_t x, const float* wk, 
     for (int kx = 0; kx < K; ++kx) acc = vfmaq_n_f32(acc, t[kx], wk[ky * K + kx]);
   }
   return vaddq_f32(acc0, acc1);
-}
-
-inline void store_first(float* p, float32x4_t v, size_t n) {
-  if (n >= 4) {
-    vst1q_f32(p, v);
-    return;
-  }
-  float32x2_t lo = vget_low_f32(v);
-  if (n & 2) {
-    vst1_f32(p, lo);
-    lo = vget_high_f32(v);
-    p += 2;
-  }
-  if (n & 1) vst1_lane_f32(p, lo, 0);
 }
 
 template <int K, int S>

@@ -134,8 +134,8 @@ void sde_f32_gemm_ukernel_6x16__avx2(size_t mr, size_t nc, size_t kc, const floa
   for (int r = 5; r >= 0; --r) {
     SDE_CLAMP(acc_lo[r]);
     SDE_CLAMP(acc_hi[r]);
-    gemm_avx2::store_first_lanes(cr[r], acc_lo[r], n_lo);
-    if (n_hi) gemm_avx2::store_first_lanes(cr[r] + 8, acc_hi[r], n_hi);
+    store_first_lanes(cr[r], acc_lo[r], n_lo);
+    if (n_hi) store_first_lanes(cr[r] + 8, acc_hi[r], n_hi);
   }
 #undef SDE_CLAMP
 }

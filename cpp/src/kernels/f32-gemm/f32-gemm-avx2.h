@@ -14,6 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/simd-avx2.h"
+
 #if defined(__clang__)
 #define SDE_GEMM_UNROLL _Pragma("unroll")
 #elif defined(__GNUC__)
@@ -27,27 +29,6 @@ namespace gemm_avx2 {
 
 alignas(64) static const int32_t kMaskTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1,
                                                    0,  0,  0,  0,  0,  0,  0,  0};
-
-// Stores the first n (1..8) lanes of v. AMD cores microcode vmaskmovps
-// stores (tens of cycles), so the tail goes out in 4/2/1-float pieces.
-inline void store_first_lanes(float* dst, __m256 v, size_t n) {
-  if (n == 8) {
-    _mm256_storeu_ps(dst, v);
-    return;
-  }
-  __m128 x = _mm256_castps256_ps128(v);
-  if (n & 4) {
-    _mm_storeu_ps(dst, x);
-    x = _mm256_extractf128_ps(v, 1);
-    dst += 4;
-  }
-  if (n & 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(dst), x);
-    x = _mm_movehl_ps(x, x);
-    dst += 2;
-  }
-  if (n & 1) _mm_store_ss(dst, x);
-}
 
 // One MR x (8*NV) tile; if MASKED, vector NV-1 covers `last` (1..8) columns
 // with mask `m` and the other vectors are full.

@@ -16,13 +16,7 @@
 #include <cstddef>
 #include <utility>
 
-#if defined(__clang__)
-#define SDE_NEON_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#define SDE_NEON_UNROLL _Pragma("GCC unroll 16")
-#else
-#define SDE_NEON_UNROLL
-#endif
+#include "kernels/simd-neon.h"
 
 namespace sde {
 namespace gemm_neon {
@@ -35,20 +29,6 @@ inline float32x4_t load_first(const float* p, size_t n) {
     case 2: return vcombine_f32(vld1_f32(p), vdup_n_f32(0.0f));
     default: return vld1q_lane_f32(p, vdupq_n_f32(0.0f), 0);
   }
-}
-
-inline void store_first(float* p, float32x4_t v, size_t n) {
-  if (n == 4) {
-    vst1q_f32(p, v);
-    return;
-  }
-  float32x2_t lo = vget_low_f32(v);
-  if (n & 2) {
-    vst1_f32(p, lo);
-    lo = vget_high_f32(v);
-    p += 2;
-  }
-  if (n & 1) vst1_lane_f32(p, lo, 0);
 }
 
 // acc[r] += b * A[r] for each row r, with A[r] taken as a lane of `a`.

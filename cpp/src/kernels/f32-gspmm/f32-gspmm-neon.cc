@@ -15,13 +15,7 @@
 
 #include "kernels/f32-gspmm/f32-gspmm.h"
 
-#if defined(__clang__)
-#define SDE_NEON_UNROLL _Pragma("unroll")
-#elif defined(__GNUC__)
-#define SDE_NEON_UNROLL _Pragma("GCC unroll 16")
-#else
-#define SDE_NEON_UNROLL
-#endif
+#include "kernels/simd-neon.h"
 
 namespace sde {
 namespace {
