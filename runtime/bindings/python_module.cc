@@ -192,6 +192,8 @@ class PySession {
   }
 
   size_t threads() const { return session_->threads(); }
+  std::map<std::string, double> stats() const { return session_->stats(); }
+  void reset_stats() { session_->reset_stats(); }
 
  private:
   std::unique_ptr<Session> session_;
@@ -263,6 +265,8 @@ PYBIND11_MODULE(_core, m) {
       .def("metadata", &PySession::metadata)
       .def("nodes", &PySession::nodes)
       .def("threads", &PySession::threads)
+      .def("stats", &PySession::stats)
+      .def("reset_stats", &PySession::reset_stats)
       .def("run", &PySession::run, py::arg("output_names"), py::arg("feeds"));
   py::class_<PyTokenizer>(m, "Tokenizer")
       .def(py::init<const std::string&>(), py::arg("path"))

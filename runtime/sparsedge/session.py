@@ -103,6 +103,15 @@ class InferenceSession:
         """The executed nodes after optimisation, with the kernel each uses."""
         return list(self._session.nodes())
 
+    def get_stats(self) -> dict[str, float]:
+        """Counters the ops keep across runs, summed by key (e.g. the multiply-adds an
+        attention op performed and skipped); empty when no op keeps any."""
+        return dict(self._session.stats())
+
+    def reset_stats(self) -> None:
+        """Zeroes the counters reported by :meth:`get_stats`."""
+        self._session.reset_stats()
+
     @property
     def threads(self) -> int:
         return self._session.threads()

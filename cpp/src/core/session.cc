@@ -273,6 +273,16 @@ std::vector<NodeSummary> Session::nodes() const {
   return out;
 }
 
+std::map<std::string, double> Session::stats() const {
+  std::map<std::string, double> out;
+  for (const CompiledNode& cn : nodes_) cn.op->add_stats(out);
+  return out;
+}
+
+void Session::reset_stats() {
+  for (CompiledNode& cn : nodes_) cn.op->reset_stats();
+}
+
 std::unique_ptr<Plan> Session::make_plan(const std::vector<Shape>& input_shapes) {
   auto plan = std::make_unique<Plan>();
   const size_t nv = values_.size();

@@ -42,6 +42,9 @@ class Session {
   const std::vector<ValueInfo>& outputs() const { return outputs_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   std::vector<NodeSummary> nodes() const;
+  // Counters kept by ops across runs (Op::add_stats), summed over nodes by key.
+  std::map<std::string, double> stats() const;
+  void reset_stats();
   size_t threads() const;
 
   // Runs the model. `feeds` pairs input names with tensors (never modified).

@@ -60,6 +60,10 @@ class Op {
   virtual bool foldable() const { return true; }
   // Human-readable description of the chosen kernel path, for `inspect`.
   virtual std::string kernel_name() const { return "reference"; }
+  // Counters an op keeps across runs (work done and skipped, state bytes...):
+  // added into `out` by key; Session::stats() sums them over all nodes.
+  virtual void add_stats(std::map<std::string, double>& out) const {}
+  virtual void reset_stats() {}
 
   const Node& node() const { return node_; }
 
