@@ -120,15 +120,15 @@ KernelTable build_table(Isa isa) {
   }
 #include "kernels/f32-gspmm/f32-gspmm.inc"
 #undef SDE_GSPMM_UKERNEL
-#define SDE_SPMV24_UKERNEL(fn, rows_, isa_) \
-  if (usable_for(isa_, isa)) {              \
-    t.spmv24.ukernel = fn;                  \
-    t.spmv24.rows = rows_;                  \
-    t.spmv24.name = #fn;                    \
-    t.spmv24.isa = isa_;                    \
+#define SDE_SPMM24_UKERNEL(fn, nr_, isa_) \
+  if (usable_for(isa_, isa)) {             \
+    t.spmm24.ukernel = fn;                 \
+    t.spmm24.nr = nr_;                     \
+    t.spmm24.name = #fn;                   \
+    t.spmm24.isa = isa_;                   \
   }
-#include "kernels/f32-spmv24/f32-spmv24.inc"
-#undef SDE_SPMV24_UKERNEL
+#include "kernels/f32-spmm24/f32-spmm24.inc"
+#undef SDE_SPMM24_UKERNEL
   return t;
 }
 

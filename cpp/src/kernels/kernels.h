@@ -91,15 +91,32 @@ typedef void (*f32_gemv_ukernel_fn)(size_t nc, size_t k, const float* x, const f
                                     const float* bias, float* y, float min, float max);
 
 // ---------------------------------------------------------------------------
-// f32-spmv24: y[nc] = bias + W_2:4 * x[k], the M = 1 case of a 2:4
-// semi-structured linear layer (docs/FORMAT.md, "SemiStructuredMatMul"),
-// reading the stored layout as is (k a multiple of 4):
-// values:  row o holds its k/2 kept weights at values + o * k/2.
-// indices: row o holds its k/4 group bytes p0 | (p1 << 2) at indices + o * k/4;
-//          the caller has checked every byte (p0 < p1 <= 3, bits 4-7 zero).
-// bias:    nc floats, or nullptr for zero.  y: exactly nc floats written.
-typedef void (*f32_spmv24_ukernel_fn)(size_t nc, size_t k, const float* x, const float* values,
-                                      const uint8_t* indices, const float* bias, float* y);
+// f32-spmm24: Y[m, nc] = bias + X[m, k] * W_2:4^T, a 2:4 semi-structured
+// linear layer (docs/FORMAT.md, "SemiStructuredMatMul"; k a multiple of 4)
+// over weights repacked once by sde_f32_spmm24_pack into panels of NR output
+// rows (NR is in the kernel's name, <= 8):
+// w:     panel p (rows [p*NR, p*NR + NR)) at w + p * (k/4) * 2 * NR; within
+//        it, group g (inputs 4g..4g+3) holds NR first kept values (row-minor)
+//        then NR second kept values. Rows beyond nc are zero.
+// widx:  panel p at widx + p * (k/4); word g holds row r's stored group byte
+//        p0 | (p1 << 2) in bits [4r, 4r + 4) (zero for rows beyond nc); the
+//        op has checked every byte (p0 < p1 <= 3).
+// x:     row i at x + i * x_stride, k floats.  y: row i at y + i * y_stride;
+//        exactly nc floats per row written.  bias: nc floats or nullptr.
+// m and nc may be any value >= 1: the kernel walks its row tiles (m = 1 is
+// the decode GEMV) and panels and handles remainders itself. Each output is
+// one call's sum over all of k, so splitting m or whole panels across
+// threads does not change results.
+typedef void (*f32_spmm24_ukernel_fn)(size_t m, size_t nc, size_t k, const float* x, size_t x_stride,
+                                      const float* w, const uint32_t* widx, const float* bias, float* y,
+                                      size_t y_stride);
+// Repacks the stored layout (values [nc, k/2], indices [nc, k/4]) into the
+// panels above: w gets sde_f32_spmm24_packed_floats(nr, nc, k) floats, widx
+// sde_f32_spmm24_packed_words(nr, nc, k) words.
+size_t sde_f32_spmm24_packed_floats(size_t nr, size_t nc, size_t k);
+size_t sde_f32_spmm24_packed_words(size_t nr, size_t nc, size_t k);
+void sde_f32_spmm24_pack(size_t nr, size_t nc, size_t k, const float* values, const uint8_t* indices,
+                         float* w, uint32_t* widx);
 
 struct GemmConfig {
   f32_gemm_ukernel_fn ukernel = nullptr;
@@ -131,9 +148,9 @@ struct GspmmConfig {
   Isa isa[4] = {Isa::kScalar, Isa::kScalar, Isa::kScalar, Isa::kScalar};
 };
 
-struct Spmv24Config {
-  f32_spmv24_ukernel_fn ukernel = nullptr;
-  size_t rows = 0;  // output rows per tile
+struct Spmm24Config {
+  f32_spmm24_ukernel_fn ukernel = nullptr;
+  size_t nr = 0;  // output rows per packed panel (sde_f32_spmm24_pack's nr)
   const char* name = "";
   Isa isa = Isa::kScalar;
 };
@@ -145,7 +162,7 @@ struct KernelTable {
   GemvConfig gemv;
   DwConvConfig dwconv;
   GspmmConfig gspmm;
-  Spmv24Config spmv24;
+  Spmm24Config spmm24;
 };
 
 // Thread-safe, initialised on first use. SPARSEDGE_ISA may only lower the ISA;

@@ -25,10 +25,10 @@ namespace sde {
 #include "kernels/f32-dwconv2d-chw/f32-dwconv2d-chw.inc"
 #undef SDE_DWCONV_UKERNEL
 
-#define SDE_SPMV24_UKERNEL(fn, rows, isa)                                                 \
-  void fn(size_t nc, size_t k, const float* x, const float* values, const uint8_t* indices, \
-          const float* bias, float* y);
-#include "kernels/f32-spmv24/f32-spmv24.inc"
-#undef SDE_SPMV24_UKERNEL
+#define SDE_SPMM24_UKERNEL(fn, nr, isa)                                                        \
+  void fn(size_t m, size_t nc, size_t k, const float* x, size_t x_stride, const float* w,       \
+          const uint32_t* widx, const float* bias, float* y, size_t y_stride);
+#include "kernels/f32-spmm24/f32-spmm24.inc"
+#undef SDE_SPMM24_UKERNEL
 
 }  // namespace sde

@@ -1,12 +1,15 @@
 // The ai.sparsedge 2:4 op (docs/FORMAT.md, "SemiStructuredMatMul"):
-// Y[..., O] = X[..., I] @ W_2:4^T + bias. The stored values/indices are the
-// kernel's layout already (f32-spmv24 decodes the group bytes in registers),
-// so loading only checks them; every row of X is one GEMV.
+// Y[..., O] = X[..., I] @ W_2:4^T + bias. Loading checks the stored
+// values/indices and repacks them once into the f32-spmm24 panels of the
+// table's kernel (NR output rows interleaved per group of 4 inputs); a run is
+// one kernel call per thread chunk: whole panels for decode (one row of X),
+// row tiles of X otherwise (the kernel reuses each decoded group over them).
 #include <algorithm>
 #include <string>
 
 #include "core/threadpool.h"
 #include "format/sparsedge_format.h"
+#include "operators/aligned_buffer.h"
 #include "ops/op.h"
 
 namespace sde {
@@ -17,17 +20,16 @@ enum SemiStructuredInput : int { kX = 0, kValues = 1, kIndices = 2, kBias = 3 };
 class SemiStructuredMatMulOp : public Op {
  public:
   SemiStructuredMatMulOp(const Node& n, const OpContext& ctx) : Op(n) {
-    ukernel_ = ctx.kernels != nullptr ? ctx.kernels->spmv24.ukernel : nullptr;
-    name_ = ctx.kernels != nullptr ? ctx.kernels->spmv24.name : "";
-    if (ukernel_ == nullptr) error(StatusCode::kUnsupported, "no f32-spmv24 kernel in the kernel table");
+    if (ctx.kernels != nullptr) cfg_ = ctx.kernels->spmm24;
+    if (cfg_.ukernel == nullptr) error(StatusCode::kUnsupported, "no f32-spmm24 kernel in the kernel table");
     const int64_t group = format::kSemiStructuredM, kept = format::kSemiStructuredN;
     out_ = n.get_int(format::kAttrOutChannels, 0);
     in_ = n.get_int(format::kAttrInChannels, 0);
     auto bad = [&](const std::string& msg) { error(StatusCode::kInvalidModel, msg); };
     if (out_ <= 0) bad("out_channels must be positive, got " + std::to_string(out_));
     if (in_ <= 0 || in_ % group != 0) bad("in_channels must be a positive multiple of 4, got " + std::to_string(in_));
-    values_ = require_constant(n, ctx, kValues, "values");
-    indices_ = require_constant(n, ctx, kIndices, "indices");
+    const Tensor values_ = require_constant(n, ctx, kValues, "values");
+    const Tensor indices_ = require_constant(n, ctx, kIndices, "indices");
     const Shape vshape{out_, in_ / group * kept}, ishape{out_, in_ / group};
     if (values_.dtype != DType::kFloat32 || values_.shape != vshape) {
       bad("values must be float32 " + shape_str(vshape) + ", got " + shape_str(values_.shape));
@@ -48,6 +50,10 @@ class SemiStructuredMatMulOp : public Op {
             std::to_string(i % ishape[1]) + "] is not p0 | (p1 << 2) with p0 < p1 <= 3");
       }
     }
+    const size_t nr = cfg_.nr, o = static_cast<size_t>(out_), k = static_cast<size_t>(in_);
+    w_.resize(sde_f32_spmm24_packed_floats(nr, o, k));
+    widx_.resize(sde_f32_spmm24_packed_words(nr, o, k));  // 32-bit words in float storage
+    sde_f32_spmm24_pack(nr, o, k, values_.as<float>(), idx, w_.data(), reinterpret_cast<uint32_t*>(widx_.data()));
   }
 
   void infer(const std::vector<const ValueMeta*>& in, std::vector<ValueMeta>& out) override {
@@ -63,31 +69,40 @@ class SemiStructuredMatMulOp : public Op {
 
   void run(const RunArgs& a) override {
     const size_t rows = static_cast<size_t>(a.in[0]->numel() / in_), nc = static_cast<size_t>(out_);
-    const size_t k = static_cast<size_t>(in_);
+    const size_t k = static_cast<size_t>(in_), nr = cfg_.nr, groups = k / 4;
+    const size_t panels = (nc + nr - 1) / nr;
     const float* x = a.in[0]->as<float>();
     float* y = a.out[0]->as<float>();
-    const float* v = values_.as<float>();
-    const uint8_t* idx = indices_.as<uint8_t>();
+    const float* w = w_.data();
+    const uint32_t* widx = reinterpret_cast<const uint32_t*>(widx_.data());
     const float* bias = bias_.defined() ? bias_.as<float>() : nullptr;
-    if (rows == 1) {
-      // Decode: split the output rows (64 per chunk keeps the 4-row tiles whole).
-      parallel_for(a.pool, nc, 64, [&](size_t b, size_t e) {
-        ukernel_(e - b, k, x, v + b * (k / 2), idx + b * (k / 4), bias ? bias + b : nullptr, y + b);
+    if (rows == 0) return;
+    const size_t threads = a.pool != nullptr ? a.pool->threads() : 1;
+    if (rows < 8 * threads) {
+      // Decode (and short inputs): split whole panels, 64 outputs or more each.
+      const size_t grain = std::max<size_t>(1, 64 / nr);
+      parallel_for(a.pool, panels, grain, [&](size_t b, size_t e) {
+        const size_t o0 = b * nr, cols = std::min(nc, e * nr) - o0;
+        cfg_.ukernel(rows, cols, k, x, k, w + b * groups * 2 * nr, widx + b * groups, bias ? bias + o0 : nullptr,
+                     y + o0, nc);
       });
       return;
     }
-    parallel_for(a.pool, rows, 1, [&](size_t b, size_t e) {
-      for (size_t r = b; r < e; ++r) ukernel_(nc, k, x + r * k, v, idx, bias, y + r * nc);
+    // Prefill: tiles of 8 rows of X, each against every panel.
+    const size_t tiles = (rows + 7) / 8;
+    parallel_for(a.pool, tiles, 1, [&](size_t b, size_t e) {
+      const size_t r0 = b * 8, r1 = std::min(rows, e * 8);
+      cfg_.ukernel(r1 - r0, nc, k, x + r0 * k, k, w, widx, bias, y + r0 * nc, nc);
     });
   }
 
-  std::string kernel_name() const override { return name_; }
+  std::string kernel_name() const override { return cfg_.name; }
 
  private:
-  f32_spmv24_ukernel_fn ukernel_ = nullptr;
-  std::string name_;
+  Spmm24Config cfg_;
   int64_t out_ = 0, in_ = 0;
-  Tensor values_, indices_, bias_;
+  AlignedFloats w_, widx_;  // packed panels (sde_f32_spmm24_pack)
+  Tensor bias_;
 };
 
 }  // namespace
