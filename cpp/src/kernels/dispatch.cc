@@ -120,6 +120,15 @@ KernelTable build_table(Isa isa) {
   }
 #include "kernels/f32-gspmm/f32-gspmm.inc"
 #undef SDE_GSPMM_UKERNEL
+#define SDE_GSPMV_UKERNEL(fn, b_, isa_)                                \
+  if (usable_for(isa_, isa)) {                                         \
+    const int slot = b_ == 1 ? 0 : b_ == 2 ? 1 : b_ == 4 ? 2 : 3;      \
+    t.gspmv.ukernel[slot] = fn;                                        \
+    t.gspmv.name[slot] = #fn;                                          \
+    t.gspmv.isa[slot] = isa_;                                          \
+  }
+#include "kernels/f32-gspmv/f32-gspmv.inc"
+#undef SDE_GSPMV_UKERNEL
 #define SDE_SPMM24_UKERNEL(fn, nr_, isa_) \
   if (usable_for(isa_, isa)) {             \
     t.spmm24.ukernel = fn;                 \

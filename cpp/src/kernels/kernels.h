@@ -118,6 +118,27 @@ size_t sde_f32_spmm24_packed_words(size_t nr, size_t nc, size_t k);
 void sde_f32_spmm24_pack(size_t nr, size_t nc, size_t k, const float* values, const uint8_t* indices,
                          float* w, uint32_t* widx);
 
+// ---------------------------------------------------------------------------
+// f32-gspmv: group-sparse matrix times one vector, the M = 1 case of a
+// GroupSparseMatMul (LLM decode):
+//   y[c] = clamp(bias[c] + sum_j W[c, j] * x[col_j])
+// for `block_rows` rows of B consecutive output channels (B is in the kernel's
+// name: sde_f32_gspmv_ukernel_<B>__<isa>), each kept block being B weights
+// applied to one input x[col].
+// weights:   packed stream, per block row: B bias floats, then for each of its
+//            nonzeros the B weights (channel-minor), as f32-gspmm reads it.
+// col_index: per nonzero, the input index col (16 bits: inputs < 65536), in
+//            stream order.
+// nnz:       per block row, its number of nonzeros (0 allowed: output = bias).
+// y:         exactly block_rows * B floats written, channel c at y[c].
+// min/max:   clamp of the result (pass -inf/+inf for none).
+// Per output the sum starts at the bias and adds the nonzeros in stream order,
+// possibly as several interleaved partial sums (a kernel-fixed pattern), so a
+// row's result never depends on how callers split the block rows.
+typedef void (*f32_gspmv_ukernel_fn)(size_t block_rows, const float* x, const float* weights,
+                                     const uint16_t* col_index, const uint32_t* nnz, float* y,
+                                     float min, float max);
+
 struct GemmConfig {
   f32_gemm_ukernel_fn ukernel = nullptr;
   size_t mr = 0;  // rows per packed panel
@@ -155,6 +176,13 @@ struct Spmm24Config {
   Isa isa = Isa::kScalar;
 };
 
+// One f32-gspmv kernel per block size B = 1, 2, 4, 8 (index log2(B)).
+struct GspmvConfig {
+  f32_gspmv_ukernel_fn ukernel[4] = {nullptr, nullptr, nullptr, nullptr};
+  const char* name[4] = {"", "", "", ""};
+  Isa isa[4] = {Isa::kScalar, Isa::kScalar, Isa::kScalar, Isa::kScalar};
+};
+
 // The table chosen once at start-up (CPUID, SPARSEDGE_ISA=scalar|sse2|avx2|...).
 struct KernelTable {
   Isa isa = Isa::kScalar;
@@ -162,6 +190,7 @@ struct KernelTable {
   GemvConfig gemv;
   DwConvConfig dwconv;
   GspmmConfig gspmm;
+  GspmvConfig gspmv;
   Spmm24Config spmm24;
 };
 

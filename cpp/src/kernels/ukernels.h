@@ -19,6 +19,12 @@ namespace sde {
 #include "kernels/f32-gemv/f32-gemv.inc"
 #undef SDE_GEMV_UKERNEL
 
+#define SDE_GSPMV_UKERNEL(fn, b, isa)                                                      \
+  void fn(size_t block_rows, const float* x, const float* weights, const uint16_t* col_index, \
+          const uint32_t* nnz, float* y, float min, float max);
+#include "kernels/f32-gspmv/f32-gspmv.inc"
+#undef SDE_GSPMV_UKERNEL
+
 #define SDE_DWCONV_UKERNEL(fn, k, s, isa)                                                 \
   void fn(size_t out_h, size_t out_w, const float* in, size_t in_stride, const float* w, \
           float bias, float* out, size_t out_stride, float min, float max);

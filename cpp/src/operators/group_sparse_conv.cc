@@ -85,7 +85,8 @@ void validate(const char* op, const GroupSparseWeights& w) {
 // ---------------------------------------------------------------------------
 // GspmmPlan
 
-GspmmPlan::GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTable* table) {
+GspmmPlan::GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTable* table,
+                     bool with_gspmv) {
   validate(op, w);
   const KernelTable& kt = table ? *table : kernels();
   const size_t B = w.block_size, K = w.kernel_h * w.kernel_w, O = w.out_channels;
@@ -183,6 +184,45 @@ GspmmPlan::GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTa
   // L1 with room for the weights) measured slower, as every tile re-streams
   // all the weights.
   panel_width_ = main_.rows ? main_.mr : tail_.mr;
+
+  // One-pixel path: the same streams, indices as 16 bits.
+  if (with_gspmv && K == 1 && w.in_channels <= 65536 && kt.gspmv.ukernel[block_slot(B)] &&
+      kt.gspmv.ukernel[0]) {
+    main_.vkernel = kt.gspmv.ukernel[block_slot(B)];
+    tail_.vkernel = kt.gspmv.ukernel[0];
+    for (Stream* s : {&main_, &tail_}) {
+      s->col16.resize(s->row_index.size());
+      for (size_t i = 0; i < s->row_index.size(); ++i) s->col16[i] = uint16_t(s->row_index[i]);
+    }
+    has_gspmv_ = true;
+    gspmv_name_ = "gspmv-" + std::to_string(B) + "/" + isa_name(kt.gspmv.isa[block_slot(B)]);
+  }
+}
+
+void GspmmPlan::Stream::call_gspmv(size_t row0, size_t row1, const float* x, float* y, float min,
+                                   float max) const {
+  if (row1 <= row0) return;
+  vkernel(row1 - row0, x, weights.data() + weight_offset[row0], col16.data() + index_offset[row0],
+          nnz.data() + row0, y + first_channel + row0 * b, min, max);
+}
+
+void GspmmPlan::run_gspmv(const float* x, float* y, float min, float max,
+                          ThreadPool* pool) const {
+  const size_t threads = pool ? pool->threads() : 1;
+  if (threads <= 1) {
+    main_.call_gspmv(0, main_.rows, x, y, min, max);
+    tail_.call_gspmv(0, tail_.rows, x, y, min, max);
+    return;
+  }
+  // Chunks of whole block rows, about 4 per thread (rows are similar in work).
+  const size_t rows = main_.rows + tail_.rows;
+  const size_t grain = std::max<size_t>(8, (rows + 4 * threads - 1) / (4 * threads));
+  parallel_for(pool, rows, grain, [&](size_t r0, size_t r1) {
+    main_.call_gspmv(r0, std::min(r1, main_.rows), x, y, min, max);
+    const size_t t0 = std::max(r0, main_.rows) - main_.rows;
+    const size_t t1 = std::max(r1, main_.rows) - main_.rows;
+    tail_.call_gspmv(t0, t1, x, y, min, max);
+  });
 }
 
 namespace {
@@ -403,7 +443,9 @@ GroupSparseFullyConnected::GroupSparseFullyConnected(const GroupSparseWeights& w
                                                      const KernelTable* table)
     : out_min_(out_min),
       out_max_(out_max),
-      plan_("GroupSparseFullyConnected", check_fc(w, out_min, out_max), table) {}
+      plan_("GroupSparseFullyConnected", check_fc(w, out_min, out_max), table, true) {
+  path_name_ = plan_.has_gspmv() ? plan_.gspmv_name() + "+" + plan_.name() : plan_.name();
+}
 
 size_t GroupSparseFullyConnected::scratch_bytes(size_t m, size_t threads) const {
   if (m <= 1) return 0;
@@ -416,6 +458,10 @@ void GroupSparseFullyConnected::run(size_t m, const float* x, float* y, void* sc
   if (m == 0) return;
   const size_t in = plan_.in_channels(), out = plan_.out_channels();
   if (m == 1) {  // x is already [in, 1] and y [out, 1]: no transposes
+    if (plan_.has_gspmv()) {
+      plan_.run_gspmv(x, y, out_min_, out_max_, pool);
+      return;
+    }
     plan_.run(1, x, sizeof(float), y, sizeof(float), out_min_, out_max_, pool);
     return;
   }

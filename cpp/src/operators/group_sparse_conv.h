@@ -1,5 +1,6 @@
 // Group-sparse (BSR) convolution and fully connected layer on NCHW tensors,
-// built from the f32-gspmm microkernels (kernels/kernels.h).
+// built from the f32-gspmm microkernels (kernels/kernels.h), and the M = 1
+// (decode) path of the fully connected form on the f32-gspmv kernels.
 //
 // Weights come as stored in the model (docs/FORMAT.md): blocks of B
 // consecutive output channels x one input channel (x K = kh*kw taps),
@@ -55,7 +56,11 @@ struct GroupSparseConvParams {
 class GspmmPlan {
  public:
   // Validates `w` (throws std::invalid_argument naming `op`) and packs it.
-  GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTable* table);
+  // with_gspmv: also prepare the one-pixel path run_gspmv() (1x1 weights,
+  // fewer than 65536 inputs, gspmv kernels in the table; else has_gspmv() is
+  // false). It reads the same packed weights, plus 16-bit copies of the indices.
+  GspmmPlan(const char* op, const GroupSparseWeights& w, const KernelTable* table,
+            bool with_gspmv = false);
 
   // Y[c, p] = clamp(bias[c] + sum W[c, r] X[r, p]) for all out_channels c and
   // `pixels` pixels; rows of X are (in_channel * K + tap), byte strides given.
@@ -65,6 +70,14 @@ class GspmmPlan {
            float min, float max, ThreadPool* pool, void* panels = nullptr) const;
   // Scratch run() can use for panels (0 when `pixels` is at most one tile).
   size_t panel_bytes(size_t pixels, size_t threads) const;
+
+  // y[c] = clamp(bias[c] + sum W[c, i] x[i]) for one pixel (x and y
+  // contiguous) with the f32-gspmv kernels; block rows split across threads,
+  // each row computed by one call, so results do not depend on the threads.
+  bool has_gspmv() const { return has_gspmv_; }
+  void run_gspmv(const float* x, float* y, float min, float max, ThreadPool* pool) const;
+  // e.g. "gspmv-4/avx2" (empty without the gspmv path).
+  const std::string& gspmv_name() const { return gspmv_name_; }
 
   size_t out_channels() const { return out_channels_; }
   size_t in_channels() const { return in_channels_; }
@@ -84,8 +97,12 @@ class GspmmPlan {
     std::vector<int32_t> row_index;
     std::vector<uint32_t> nnz;
     std::vector<size_t> weight_offset, index_offset;  // per block row, rows + 1 entries
+    f32_gspmv_ukernel_fn vkernel = nullptr;           // one-pixel path (with_gspmv)
+    std::vector<uint16_t> col16;                      // row_index as 16 bits, for vkernel
     void call(size_t row0, size_t row1, size_t pixels, const float* x, size_t x_stride,
               float* y, size_t y_stride, float min, float max) const;
+    void call_gspmv(size_t row0, size_t row1, const float* x, float* y, float min,
+                    float max) const;
   };
 
   // Packs pixels [p0, p0 + n) of the used rows into `panel` (rows panel_width_ wide).
@@ -99,7 +116,8 @@ class GspmmPlan {
   std::vector<uint8_t> used_inputs_;
   std::vector<int32_t> used_rows_;  // input rows any nonzero reads, increasing
   size_t panel_width_ = 1;          // pixels per panel: the main kernel's tile
-  std::string name_;
+  std::string name_, gspmv_name_;
+  bool has_gspmv_ = false;
   Stream main_;  // full block rows, B-wide kernel
   Stream tail_;  // rows of a partial last block row, B = 1 kernel
 };
@@ -146,14 +164,17 @@ class GroupSparseFullyConnected {
   // Bytes of scratch run() needs for m rows (0 for m = 1).
   size_t scratch_bytes(size_t m, size_t threads) const;
   // x: [m, in_features], y: [m, out_features] row-major (must not overlap).
-  // m = 1 runs directly on x and y; m > 1 transposes through scratch.
+  // m = 1 runs directly on x and y, with the f32-gspmv kernels when the table
+  // has them (the decode GEMV); m > 1 transposes through scratch for f32-gspmm.
   void run(size_t m, const float* x, float* y, void* scratch, ThreadPool* pool) const;
-  const char* path_name() const { return plan_.name().c_str(); }
+  // e.g. "gspmv-4/avx2+gspmm-24x4/avx2" (m = 1 path first when there is one).
+  const char* path_name() const { return path_name_.c_str(); }
   double density() const { return plan_.density(); }
 
  private:
   float out_min_, out_max_;
   GspmmPlan plan_;
+  std::string path_name_;
 };
 
 }  // namespace sde
