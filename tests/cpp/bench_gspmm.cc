@@ -4,6 +4,15 @@
 // estimate with the stem and depthwise layers dense (timed here too) and the
 // 1024->1000 classifier at the same sparsity. Not a test. Usage:
 //   bench_gspmm [--isa NAME] [--threads N] [--rounds N] [--layers] [--wall]
+//   bench_gspmm --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B]
+// --decode: LLM decode GEMVs (M = 1) on the SmolLM2-135M layer shapes, dense
+// FullyConnected (f32-gemv) against GroupSparseFullyConnected (f32-gspmv) and
+// against the same op without gspmv (f32-gspmm, one-pixel tile) at 30/50/70%
+// of Bx1 blocks pruned, for every ISA this CPU runs (or --isa). Each timed
+// pass walks enough copies of the layer that the dense copies total --cold-mb
+// MB (default 128, beyond the L3), so weights stream from DRAM as in a
+// whole-model decode; --cold-mb 0 times one cache-resident copy. Variants
+// alternate within a round; printed are medians (thread CPU time).
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -126,9 +135,90 @@ std::pair<double, double> time_pair(int rounds, const A& a, const B& b) {
   return {median(ta), median(tb)};
 }
 
+// --decode: see the header.
+int decode_bench(int argc, char** argv) {
+  std::string only_isa;
+  int rounds = 11;
+  double cold_mb = 128;
+  size_t block = 4;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> const char* { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--decode") continue;
+    if (a == "--isa") only_isa = next();
+    else if (a == "--rounds") rounds = std::max(1, std::atoi(next()));
+    else if (a == "--cold-mb") cold_mb = std::atof(next());
+    else if (a == "--block") block = size_t(std::atoi(next()));
+    else {
+      std::fprintf(stderr, "usage: %s --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B]\n", argv[0]);
+      return 2;
+    }
+  }
+  struct Shape { const char* name; size_t out, in; };
+  const Shape shapes[] = {{"q/o 576x576", 576, 576}, {"k/v 192x576", 192, 576},
+                          {"gate/up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}};
+  const double sparsities[] = {0.3, 0.5, 0.7};
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (Isa isa : {Isa::kScalar, Isa::kSse2, Isa::kAvx2, Isa::kAvx512f, Isa::kNeon, Isa::kWasmSimd}) {
+    if (!isa_supported(isa)) continue;
+    if (!only_isa.empty() && only_isa != isa_name(isa)) continue;
+    const KernelTable kt = kernels_for(isa);
+    if (kt.gspmv.ukernel[0] == nullptr) continue;
+    KernelTable no_gspmv = kt;
+    no_gspmv.gspmv = GspmvConfig{};
+    std::printf("== %s: dense %s vs B=%zu gspmv vs gspmm (1-pixel tile); 1 thread, %d rounds, cold %.0f MB ==\n",
+                isa_name(isa), kt.gemv.name, block, rounds, cold_mb);
+    std::printf("%-18s %5s %6s %10s %10s %10s %9s %9s %8s\n", "layer [O x I]", "pruned", "copies",
+                "dense us", "gspmv us", "gspmm us", "gspmv/dn", "gspmm/dn", "bytes/dn");
+    for (const Shape& s : shapes) {
+      for (double sp : sparsities) {
+        const size_t dense_bytes = s.out * s.in * 4;
+        const size_t copies =
+            cold_mb > 0 ? std::max<size_t>(1, size_t(cold_mb * 1e6 / double(dense_bytes))) : 1;
+        std::vector<std::unique_ptr<FullyConnected>> dense;
+        std::vector<std::unique_ptr<GroupSparseFullyConnected>> sparse, old;
+        size_t stream_bytes = 0;
+        for (size_t c = 0; c < copies; ++c) {
+          auto bsr = make_bsr(s.out, s.in, block, sp, rng);
+          dense.emplace_back(new FullyConnected(s.in, s.out, bsr->dense.data(), false, bsr->bias.data(),
+                                                -INFINITY, INFINITY, &kt));
+          sparse.emplace_back(new GroupSparseFullyConnected(bsr->w, -INFINITY, INFINITY, &kt));
+          old.emplace_back(new GroupSparseFullyConnected(bsr->w, -INFINITY, INFINITY, &no_gspmv));
+          // Streamed by gspmv: B weights + a 2-byte index per block, B bias floats per block row.
+          stream_bytes = bsr->cols.size() * (4 * block + 2) + s.out * 4;
+        }
+        std::vector<float> x(s.in), y(s.out);
+        for (auto& v : x) v = u(rng);
+        std::vector<double> td, tv, tm, rv, rm;
+        auto pass = [&](auto& ops) {
+          const double t0 = now_ms();
+          for (auto& op : ops) op->run(1, x.data(), y.data(), nullptr, nullptr);
+          return (now_ms() - t0) * 1e3 / double(copies);
+        };
+        for (int r = -1; r < rounds; ++r) {  // round -1: warm-up
+          const double a = pass(dense), b = pass(sparse), c = pass(old);
+          if (r < 0) continue;
+          td.push_back(a);
+          tv.push_back(b);
+          tm.push_back(c);
+          rv.push_back(b / a);
+          rm.push_back(c / a);
+        }
+        std::printf("%-18s %4.0f%% %6zu %10.1f %10.1f %10.1f %8.2fx %8.2fx %7.0f%%   %s\n", s.name,
+                    sp * 100, copies, median(td), median(tv), median(tm), median(rv), median(rm),
+                    100.0 * double(stream_bytes) / double(dense_bytes), sparse[0]->path_name());
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (std::string(argv[i]) == "--decode") return decode_bench(argc, argv);
   Isa isa = kernels().isa;
   size_t threads = 1;
   int rounds = 15;
