@@ -180,7 +180,8 @@ def cmd_export_llm(args: argparse.Namespace) -> int:
         text = _require_file(args.calibration, "calibration text").read_text(encoding="utf-8")
     print(export_llm(args.model, args.output, args.sparsity, pattern=args.pattern, method=args.method,
                      calibration_text=text, layers=args.layers, calibration_max_tokens=args.calibration_tokens,
-                     progress=True))
+                     progress=True, selection=args.selection, dense_targets=args.dense_targets,
+                     allocation=args.allocation, owl_lambda=args.owl_lambda))
     return 0
 
 
@@ -313,8 +314,22 @@ def build_parser() -> argparse.ArgumentParser:
     export_llm.add_argument("--method", default="magnitude", choices=["magnitude", "wanda", "reconstruct"],
                             help="magnitude (default), wanda (|W| x input norms) or reconstruct (SparseGPT)")
     export_llm.add_argument("--calibration", metavar="TEXT", help="calibration text file (wanda, reconstruct)")
-    export_llm.add_argument("--calibration-tokens", type=int, default=2048,
-                            help="calibration tokens used, in sequences of 256 (default 2048)")
+    export_llm.add_argument("--calibration-tokens", type=int, default=None,
+                            help="calibration tokens used, in sequences of 256 (default 8192 for reconstruct, "
+                            "2048 for wanda)")
+    export_llm.add_argument("--selection", choices=["global", "row"], default="global",
+                            help="group sparsity: drop the lowest-scoring blocks of each 128-column chunk over the "
+                            "whole layer (global, default; block rows keep different counts) or the same number "
+                            "in every block row (row)")
+    export_llm.add_argument("--dense-targets", action=argparse.BooleanOptionalAction, default=None,
+                            help="reconstruct: fit each layer to the dense model's outputs from the pruned model's "
+                            "inputs, so errors do not accumulate (default on)")
+    export_llm.add_argument("--allocation", choices=["uniform", "owl"], default="uniform",
+                            help="group sparsity per block: the same fraction everywhere (default) or OWL "
+                            "(outlier-weighted: blocks with more activation outliers pruned less, same overall "
+                            "fraction)")
+    export_llm.add_argument("--owl-lambda", type=float, default=0.08,
+                            help="OWL: block fractions span the target +- this (default 0.08)")
     export_llm.add_argument("--layers", choices=["all", "mlp"], default="all",
                             help="prune every decoder linear layer (default) or the MLP only")
     export_llm.set_defaults(func=cmd_export_llm)

@@ -10,6 +10,7 @@ ExportError) before anything is written. No asset is needed.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -221,3 +222,107 @@ def test_real_smollm2_first_layer_reconstruct_beats_magnitude():
     ref = x @ w.T
     errors = {m: _rel(x @ prune_weight(w, parse_target("2:4"), m, h)[0].T, ref) for m in ("magnitude", "reconstruct")}
     assert errors["reconstruct"] < 0.8 * errors["magnitude"], errors
+
+
+# ---------------------------------------------------------------- global block selection, OWL, dense targets
+def test_global_block_selection_keeps_the_highest_scoring_blocks_and_meets_the_fraction():
+    from sparsedge_export.llm.prune import mask_blocks
+
+    rng = np.random.default_rng(3)
+    score = rng.random((16, 40)) * np.exp(rng.normal(0, 1.5, 40))[None, :]  # some columns matter much more
+    for block in (1, 2, 4):
+        blocks = score.reshape(16 // block, block, 40).sum(1)
+        mask = mask_blocks(score, 0.3, block, "global")
+        assert mask.shape == blocks.shape
+        assert (~mask).sum() == round(0.3 * blocks.size)
+        assert blocks[mask].min() >= blocks[~mask].max()  # one threshold over the whole layer
+        assert len(set(mask.sum(1))) > 1  # block rows keep different counts
+        row = mask_blocks(score, 0.3, block, "row")
+        assert np.all((~row).sum(1) == round(0.3 * 40))
+        assert blocks[mask].sum() > blocks[row].sum()  # more saliency kept than the per-row choice
+
+
+def test_global_block_masks_encode_to_bsr_and_back():
+    from sparsedge_export.llm.prune import _expand_blocks, mask_blocks
+    from sparsedge_export.sparsify.writer import encode_bsr
+
+    rng = np.random.default_rng(4)
+    w = rng.standard_normal((12, 32)).astype(np.float32) * np.exp(rng.normal(0, 1, 32)).astype(np.float32)
+    block_mask = mask_blocks(np.abs(w), 0.5, 4, "global")
+    bsr = encode_bsr(w[:, :, None], block_mask, 4)
+    assert len(set(np.diff(bsr.row_ptr))) > 1
+    np.testing.assert_array_equal(densify_bsr(bsr, 12, 32)[:, :, 0], np.where(_expand_blocks(block_mask, 4, 12), w, 0))
+
+
+def test_reconstruct_global_selection_beats_per_row_selection():
+    w, x, h = _correlated_layer(seed=5, in_channels=128, out_channels=32)
+    ref = x @ w.T
+    errors = {}
+    for selection in ("global", "row"):
+        target = parse_target("0.5", "4x1")
+        pruned, mask = prune_weight(w, dataclasses.replace(target, selection=selection), "reconstruct", h)
+        blocks = mask.reshape(8, 4, 128)
+        assert np.all(blocks == blocks[:, :1])  # whole 4x1 blocks
+        assert abs((~mask).mean() - 0.5) < 1e-9
+        errors[selection] = _rel(x @ pruned.T, ref)
+    assert errors["global"] < errors["row"], errors
+
+
+def test_owl_allocation_averages_to_the_target_and_favours_outlier_blocks():
+    from sparsedge_export.llm.prune import allocate_fractions
+
+    ratios = np.array([0.02, 0.05, 0.01, 0.03, 0.04])
+    fractions = np.array(allocate_fractions(ratios, 0.5, 0.08))
+    assert abs(fractions.mean() - 0.5) < 1e-12
+    assert abs(fractions.max() - fractions.min() - 0.16) < 1e-12
+    assert np.all(np.argsort(fractions) == np.argsort(-ratios))  # more outliers -> less sparsity
+    assert np.allclose(allocate_fractions(np.ones(4), 0.3, 0.08), 0.3)
+    with pytest.raises(LlmPruneError, match="OWL"):
+        allocate_fractions(ratios, 0.05, 0.08)
+
+
+def test_owl_decoder_meets_the_overall_fraction(tiny):
+    gm = load_gguf(tiny, progress=False)
+    calibration = calibration_tokens(gm, CALIBRATION, 512, 128)
+    _, report, masks = prune_decoder(gm, parse_target("0.5", "2x1"), "wanda", "all", calibration, progress=False,
+                                     allocation="owl", owl_m=2.0)  # the random tiny model has few outliers
+    per_block = {}
+    for name, mask in masks.items():
+        per_block.setdefault(int(name.split(".")[1]), []).append(mask)
+    removed = {i: 1 - np.concatenate([m.ravel() for m in ms]).mean() for i, ms in per_block.items()}
+    assert len(set(np.round(list(removed.values()), 3))) > 1  # the blocks differ
+    total = sum(m.size for m in masks.values())
+    assert abs(sum((~m).sum() for m in masks.values()) / total - 0.5) < 0.01
+
+
+def test_dense_target_weight_is_the_least_squares_fit_to_the_dense_outputs():
+    from sparsedge_export.llm.prune import DAMPING, _dense_target_weight
+
+    w, xd, _ = _correlated_layer(seed=6)
+    rng = np.random.default_rng(6)
+    xp = (xd + 0.3 * rng.standard_normal(xd.shape) * xd.std(0)).astype(np.float32)  # drifted inputs
+    h = (xp.T @ xp).astype(np.float64)
+    fitted = _dense_target_weight(w, h, (xd.T @ xp).astype(np.float64))
+    # Normal equations of min ||xd w^T - xp W'^T||^2 + damping * ||W' - w||^2 hold.
+    lam = DAMPING * np.mean(np.diag(h))
+    lhs = fitted.astype(np.float64) @ (h + lam * np.eye(h.shape[0]))
+    rhs = w.astype(np.float64) @ (xd.T @ xp) + lam * w
+    assert np.abs(lhs - rhs).max() < 1e-3 * np.abs(rhs).max()
+    assert _rel(xp @ fitted.T, xd @ w.T) < 0.9 * _rel(xp @ w.T, xd @ w.T)
+    # With no drift it is the identity.
+    np.testing.assert_allclose(_dense_target_weight(w, h, h), w, atol=1e-5)
+
+
+def test_dense_targets_lower_the_decoder_error(tiny):
+    from sparsedge_export.llm import ReferenceDecoder
+
+    gm = load_gguf(tiny, progress=False)
+    calibration = calibration_tokens(gm, CALIBRATION, 512, 128)
+    ids = np.concatenate(calibration)[:128]
+    ref = ReferenceDecoder(gm).forward(ids)
+    errors = {}
+    for dense_targets in (False, True):
+        pruned, _, _ = prune_decoder(gm, parse_target("2:4"), "reconstruct", "all", calibration, progress=False,
+                                     dense_targets=dense_targets)
+        errors[dense_targets] = _rel(ReferenceDecoder(pruned).forward(ids), ref)
+    assert errors[True] < errors[False], errors

@@ -43,6 +43,12 @@ ATTN = ("attn_q", "attn_k", "attn_v", "attn_output")
 MLP = ("ffn_gate", "ffn_up", "ffn_down")
 LAYER_SETS = {"all": ATTN + MLP, "mlp": MLP}
 PATTERNS = {"1x1": 1, "2x1": 2, "4x1": 4, "8x1": 8}
+SELECTIONS = ("global", "row")
+ALLOCATIONS = ("uniform", "owl")
+OWL_LAMBDA = 0.08
+OWL_M = 5.0
+CALIBRATION_TOKENS = {"magnitude": 0, "wanda": 2048, "reconstruct": 8192}  # defaults of --calibration-tokens
+DENSE_TARGETS_DEFAULT = True  # reconstruct: fit each layer to the dense model's outputs
 DAMPING = 0.01
 CHUNK = 128
 
@@ -57,6 +63,7 @@ class PruneTarget:
     semi_structured: bool
     fraction: float = 0.5
     block_size: int = 1
+    selection: str = "global"  # blocks: one threshold per 128-column chunk ("global") or per block row ("row")
 
     def describe(self) -> str:
         return "2:4" if self.semi_structured else f"{self.fraction:g} of {self.block_size}x1 blocks"
@@ -102,13 +109,24 @@ def _block_scores(score: np.ndarray, block_size: int) -> np.ndarray:
     return padded.reshape(rows, block_size, in_channels).sum(axis=1)  # [rows, I]
 
 
-def mask_blocks(score: np.ndarray, fraction: float, block_size: int) -> np.ndarray:
-    """Block mask [ceil(O/B), I]: per block row, drop the ``round(fraction * I)`` lowest-scoring blocks."""
+def mask_blocks(score: np.ndarray, fraction: float, block_size: int, selection: str = "global") -> np.ndarray:
+    """Block mask [ceil(O/B), I] dropping ``fraction`` of the blocks with the lowest summed score.
+
+    ``selection="global"``: one threshold over every block of ``score`` (block rows keep different
+    counts; BSR stores that); ``"row"``: the same ``round(fraction * I)`` dropped in every block row.
+    """
     blocks = _block_scores(score, block_size)
-    drop = int(round(fraction * blocks.shape[1]))
     mask = np.ones(blocks.shape, bool)
+    if selection == "row":
+        drop = int(round(fraction * blocks.shape[1]))
+        if drop:
+            np.put_along_axis(mask, np.argsort(blocks, axis=1, kind="stable")[:, :drop], False, axis=1)
+        return mask
+    if selection != "global":
+        raise LlmPruneError(f"unknown block selection {selection!r}: use one of {', '.join(SELECTIONS)}")
+    drop = int(round(fraction * blocks.size))
     if drop:
-        np.put_along_axis(mask, np.argsort(blocks, axis=1, kind="stable")[:, :drop], False, axis=1)
+        mask.reshape(-1)[np.argsort(blocks.reshape(-1), kind="stable")[:drop]] = False
     return mask
 
 
@@ -119,7 +137,8 @@ def _expand_blocks(block_mask: np.ndarray, block_size: int, out_channels: int) -
 def _mask(score: np.ndarray, target: PruneTarget) -> np.ndarray:
     if target.semi_structured:
         return mask_2_4(score)
-    return _expand_blocks(mask_blocks(score, target.fraction, target.block_size), target.block_size, score.shape[0])
+    return _expand_blocks(mask_blocks(score, target.fraction, target.block_size, target.selection),
+                          target.block_size, score.shape[0])
 
 
 # ---------------------------------------------------------------- one layer
@@ -213,68 +232,167 @@ def _attention(gm: GgufModel, i: int, h: np.ndarray, lengths: list[int]) -> np.n
     return np.concatenate(out, axis=0)
 
 
+def _dense_target_weight(weight: np.ndarray, hessian: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The dense ``W'`` minimising ``||X_d W^T - X_p W'^T||``: ``W + W (G - H) (H + damping)^-1``.
+
+    ``H = X_p^T X_p`` (inputs of the model pruned so far), ``G = X_d^T X_p`` (``X_d``: the same layer's
+    inputs in the dense model). SparseGPT then prunes ``W'`` under ``H``, so each layer reproduces the
+    dense model's outputs rather than the drifted ones and errors stop accumulating block after block.
+    """
+    H = hessian.astype(np.float64).copy()
+    dead = np.diag(H) == 0
+    H[dead, dead] = 1.0
+    H[np.diag_indices(H.shape[0])] += DAMPING * float(np.mean(np.diag(H)))
+    delta = (cross - hessian).astype(np.float64)
+    correction = np.linalg.solve(H, delta.T @ weight.astype(np.float64).T).T
+    return (weight + correction).astype(np.float32)
+
+
+def _wanda_outlier_ratio(weights: list[np.ndarray], x_norms: list[np.ndarray], m: float) -> float:
+    scores = np.concatenate([(np.abs(w) * n[None, :]).ravel() for w, n in zip(weights, x_norms)])
+    return float(np.mean(scores > m * scores.mean()))
+
+
+def owl_fractions(gm: GgufModel, calibration: list[np.ndarray], fraction: float, layers: str = "all",
+                  lam: float = OWL_LAMBDA, m: float = OWL_M) -> list[float]:
+    """Per-block sparsity by outlier-weighted layerwise sparsity (OWL, Yin et al. 2024), averaging ``fraction``.
+
+    A dense forward pass on the calibration tokens measures, per block, the share of Wanda scores
+    ``|W_oj| ||X_j||`` above ``m`` x their mean (over the block's selected layers); blocks with more
+    outliers get less sparsity, linearly over ``[fraction - lam, fraction + lam]``, recentred on
+    ``fraction`` (every block has the same size, so the pruned layers' overall fraction is ``fraction``).
+    """
+    c = gm.config
+    selected = LAYER_SETS[layers]
+    lengths = [len(s) for s in calibration]
+    x = gm.embedding[np.concatenate(calibration)]
+    ratios = []
+    for i in range(c.layers):
+        inputs = {}
+        h = rms_norm(x, gm.layer(i, "attn_norm"), c.rms_eps)
+        inputs.update(dict.fromkeys(("attn_q", "attn_k", "attn_v"), h))
+        a = _attention(gm, i, h, lengths)
+        inputs["attn_output"] = a
+        x = x + a @ gm.layer(i, "attn_output").T
+        h = rms_norm(x, gm.layer(i, "ffn_norm"), c.rms_eps)
+        inputs.update(dict.fromkeys(("ffn_gate", "ffn_up"), h))
+        s = silu(h @ gm.layer(i, "ffn_gate").T) * (h @ gm.layer(i, "ffn_up").T)
+        inputs["ffn_down"] = s
+        x = x + s @ gm.layer(i, "ffn_down").T
+        ratios.append(_wanda_outlier_ratio([gm.layer(i, n) for n in selected],
+                                           [np.sqrt(np.mean(inputs[n].astype(np.float64) ** 2, axis=0)) for n in selected], m))
+    return allocate_fractions(np.asarray(ratios), fraction, lam)
+
+
+def allocate_fractions(outlier_ratios: np.ndarray, fraction: float, lam: float) -> list[float]:
+    """OWL's mapping: density spread linearly over 2*lam by outlier ratio, then recentred so the mean sparsity is ``fraction``."""
+    r = np.asarray(outlier_ratios, np.float64)
+    spread = r.max() - r.min()
+    density = (r - r.min()) / spread * 2 * lam if spread > 0 else np.zeros_like(r)
+    sparsity = fraction - (density - density.mean())
+    if sparsity.min() <= 0 or sparsity.max() >= 1:
+        raise LlmPruneError(f"OWL allocation leaves (0, 1): fraction {fraction} +- {lam}")
+    return [float(v) for v in sparsity]
+
+
 def prune_decoder(gm: GgufModel, target: PruneTarget, method: str = "magnitude", layers: str = "all",
-                  calibration: list[np.ndarray] | None = None,
-                  progress: bool = True) -> tuple[GgufModel, list[dict], dict[str, np.ndarray]]:
+                  calibration: list[np.ndarray] | None = None, progress: bool = True,
+                  selection: str | None = None, dense_targets: bool = False, allocation: str = "uniform",
+                  owl_lambda: float = OWL_LAMBDA, owl_m: float = OWL_M,
+                  ) -> tuple[GgufModel, list[dict], dict[str, np.ndarray]]:
     """A copy of ``gm`` with the selected linear layers pruned, a per-layer report, and each layer's mask.
 
+    ``selection`` overrides ``target.selection`` (group sparsity). ``dense_targets`` (reconstruct only):
+    each layer reproduces the dense model's outputs (see ``_dense_target_weight``). ``allocation="owl"``
+    (group sparsity): per-block fractions from ``owl_fractions``, averaging ``target.fraction``.
     The masks are kept apart from the weights because reconstruction can leave a kept weight at exactly 0.
     """
     if method not in METHODS:
         raise LlmPruneError(f"unknown method {method!r}: use one of {', '.join(METHODS)}")
     if layers not in LAYER_SETS:
         raise LlmPruneError(f"unknown layer set {layers!r}: use one of {', '.join(LAYER_SETS)}")
+    if allocation not in ALLOCATIONS:
+        raise LlmPruneError(f"unknown allocation {allocation!r}: use one of {', '.join(ALLOCATIONS)}")
     needs_data = method != "magnitude"
     if needs_data and not calibration:
         raise LlmPruneError(f"method {method!r} needs calibration text (--calibration)")
+    if allocation != "uniform" and (target.semi_structured or not needs_data):
+        raise LlmPruneError("--allocation owl needs fractional sparsity and calibration (wanda, reconstruct)")
+    if selection is not None:
+        if selection not in SELECTIONS:
+            raise LlmPruneError(f"unknown block selection {selection!r}: use one of {', '.join(SELECTIONS)}")
+        target = dataclasses.replace(target, selection=selection)
+    dense_targets = dense_targets and method == "reconstruct"
     c = gm.config
     if target.semi_structured:
         for name in LAYER_SETS[layers]:
             if gm.layer(0, name).shape[1] % 4:
                 raise LlmPruneError(f"{name} has {gm.layer(0, name).shape[1]} inputs, not a multiple of 4 (2:4)")
+    block_targets = [target] * c.layers
+    if allocation == "owl":
+        fractions = owl_fractions(gm, calibration, target.fraction, layers, owl_lambda, owl_m)
+        block_targets = [dataclasses.replace(target, fraction=f) for f in fractions]
+        if progress:
+            _log("OWL block sparsity: " + " ".join(f"{f:.3f}" for f in fractions))
     pruned = GgufModel(gm.config, dict(gm.weights), gm.metadata, gm.path)
     selected = set(LAYER_SETS[layers])
     report: list[dict] = []
     masks: dict[str, np.ndarray] = {}
     began = time.perf_counter()
 
-    def prune(i: int, names: tuple[str, ...], x: np.ndarray | None) -> None:
+    def prune(i: int, names: tuple[str, ...], x: np.ndarray | None, xd: np.ndarray | None = None) -> None:
+        names = tuple(n for n in names if n in selected)
+        if not names:
+            return
         hessian = _hessian(x) if needs_data and x is not None else None
+        cross = (xd.T @ x).astype(np.float64) if dense_targets and xd is not None else None
         for name in names:
-            if name not in selected:
-                continue
             key = f"blk.{i}.{name}.weight"
             dense = gm.weights[key]
-            w, mask = prune_weight(dense, target, method, hessian)
+            source = _dense_target_weight(dense, hessian, cross) if cross is not None else dense
+            w, mask = prune_weight(source, block_targets[i], method, hessian)
             pruned.weights[key] = w
             masks[key] = mask
             entry = {"name": key, "shape": list(dense.shape), "sparsity": round(1.0 - float(mask.mean()), 4)}
-            if x is not None:  # relative output error on the calibration inputs the layer actually sees
-                ref = x @ dense.T
+            if x is not None:  # relative output error against the dense layer's outputs
+                ref = (xd if xd is not None else x) @ dense.T
                 entry["output_rel_error"] = round(float(np.linalg.norm(x @ w.T - ref) / max(np.linalg.norm(ref), 1e-30)), 5)
             report.append(entry)
 
-    x = None
+    x = xd = None
     lengths = [len(s) for s in calibration] if needs_data else []
     if needs_data:
         x = pruned.embedding[np.concatenate(calibration)]
+        xd = x.copy() if dense_targets else None
     for i in range(c.layers):
         if not needs_data:
             for group in (("attn_q", "attn_k", "attn_v"), ("attn_output",), ("ffn_gate", "ffn_up"), ("ffn_down",)):
                 prune(i, group, None)
         else:
+            hd = ad = sd = None
             h = rms_norm(x, pruned.layer(i, "attn_norm"), c.rms_eps)
-            prune(i, ("attn_q", "attn_k", "attn_v"), h)
+            if dense_targets:
+                hd = rms_norm(xd, gm.layer(i, "attn_norm"), c.rms_eps)
+            prune(i, ("attn_q", "attn_k", "attn_v"), h, hd)
             a = _attention(pruned, i, h, lengths)
-            prune(i, ("attn_output",), a)
+            if dense_targets:
+                ad = _attention(gm, i, hd, lengths)
+            prune(i, ("attn_output",), a, ad)
             x = x + a @ pruned.layer(i, "attn_output").T
             h = rms_norm(x, pruned.layer(i, "ffn_norm"), c.rms_eps)
-            prune(i, ("ffn_gate", "ffn_up"), h)
+            if dense_targets:
+                xd = xd + ad @ gm.layer(i, "attn_output").T
+                hd = rms_norm(xd, gm.layer(i, "ffn_norm"), c.rms_eps)
+            prune(i, ("ffn_gate", "ffn_up"), h, hd)
             s = silu(h @ pruned.layer(i, "ffn_gate").T) * (h @ pruned.layer(i, "ffn_up").T)
-            prune(i, ("ffn_down",), s)
+            if dense_targets:
+                sd = silu(hd @ gm.layer(i, "ffn_gate").T) * (hd @ gm.layer(i, "ffn_up").T)
+            prune(i, ("ffn_down",), s, sd)
             x = x + s @ pruned.layer(i, "ffn_down").T
+            if dense_targets:
+                xd = xd + sd @ gm.layer(i, "ffn_down").T
         if progress:
-            _log(f"layer {i + 1}/{c.layers} pruned ({method}, {target.describe()}) "
+            _log(f"layer {i + 1}/{c.layers} pruned ({method}, {block_targets[i].describe()}) "
                  f"[{time.perf_counter() - began:.0f} s]")
     return pruned, report, masks
 
@@ -333,9 +451,13 @@ def _group_node(op_name, old, weight, block_mask, block_size):
 # ---------------------------------------------------------------- export
 def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4", pattern: str | None = None,
                method: str = "magnitude", calibration_text: str | None = None, layers: str = "all",
-               calibration_max_tokens: int = 2048, calibration_seq_len: int = 256,
-               progress: bool = True) -> Path:
-    """Prune ``gguf_path``'s decoder and write the model directory; returns ``out_dir/model.onnx``."""
+               calibration_max_tokens: int | None = None, calibration_seq_len: int = 256,
+               progress: bool = True, selection: str = "global", dense_targets: bool | None = None,
+               allocation: str = "uniform", owl_lambda: float = OWL_LAMBDA) -> Path:
+    """Prune ``gguf_path``'s decoder and write the model directory; returns ``out_dir/model.onnx``.
+
+    ``calibration_max_tokens`` None: ``CALIBRATION_TOKENS[method]``; ``dense_targets`` None: on for reconstruct.
+    """
     from .build import MODEL_FILE, build_decoder_dir
 
     target = parse_target(sparsity, pattern)
@@ -347,6 +469,18 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
         raise LlmPruneError("the calibration text is empty")
     if method != "magnitude" and calibration_text is None:
         raise LlmPruneError(f"method {method!r} needs calibration text (--calibration)")
+    if selection not in SELECTIONS:
+        raise LlmPruneError(f"unknown block selection {selection!r}: use one of {', '.join(SELECTIONS)}")
+    if allocation not in ALLOCATIONS:
+        raise LlmPruneError(f"unknown allocation {allocation!r}: use one of {', '.join(ALLOCATIONS)}")
+    if allocation != "uniform" and (target.semi_structured or method == "magnitude"):
+        raise LlmPruneError("--allocation owl needs fractional sparsity and calibration (wanda, reconstruct)")
+    if calibration_max_tokens is None:
+        calibration_max_tokens = CALIBRATION_TOKENS[method]
+    if calibration_max_tokens < 2:
+        raise LlmPruneError(f"--calibration-tokens must be at least 2, got {calibration_max_tokens}")
+    if dense_targets is None:
+        dense_targets = method == "reconstruct" and DENSE_TARGETS_DEFAULT
     if not Path(gguf_path).is_file():
         raise LlmPruneError(f"GGUF file not found: {gguf_path}")
     gm = load_gguf(gguf_path, progress=progress)
@@ -354,10 +488,13 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
     if method != "magnitude":
         calibration = calibration_tokens(gm, calibration_text, calibration_max_tokens, calibration_seq_len)
         _log(f"calibration: {sum(len(s) for s in calibration)} tokens in {len(calibration)} sequences")
-    pruned, report, masks = prune_decoder(gm, target, method, layers, calibration, progress)
+    pruned, report, masks = prune_decoder(gm, target, method, layers, calibration, progress, selection=selection,
+                                          dense_targets=dense_targets, allocation=allocation, owl_lambda=owl_lambda)
     info = {"source": Path(gguf_path).name, "sparsity": str(sparsity), "pattern": "2:4" if target.semi_structured
             else f"{target.block_size}x1", "method": method, "layers": layers,
-            "calibration_tokens": sum(len(s) for s in calibration) if calibration else 0, "report": report}
+            "calibration_tokens": sum(len(s) for s in calibration) if calibration else 0,
+            "selection": selection, "dense_targets": bool(dense_targets and method == "reconstruct"),
+            "allocation": allocation, "report": report}
     finals = build_decoder_dir(pruned, out_dir,
                                transform=lambda d: sparsify_graph(d, pruned, target, masks, info))
     if progress:
