@@ -10,6 +10,7 @@
 
 #include "core/session.h"
 #include "kernels/kernels.h"
+#include "llm/generator.h"
 #include "llm/sampling.h"
 #include "llm/tokenizer.h"
 #include "ops/op.h"
@@ -236,9 +237,69 @@ class PySampler {
     }
     return guarded([&] { return sampler_.sample(logits.data(), static_cast<size_t>(logits.shape(0))); });
   }
+  int32_t sample_raw(const float* logits, size_t count) { return sampler_.sample(logits, count); }
 
  private:
   llm::Sampler sampler_;
+};
+
+class PyGenerator {
+ public:
+  PyGenerator(const std::string& dir, size_t threads, const std::string& isa, size_t max_context,
+              size_t prefill_chunk) {
+    llm::GeneratorOptions o;
+    o.threads = threads;
+    o.isa = isa;
+    o.max_context = max_context;
+    o.prefill_chunk = prefill_chunk;
+    gen_ = without_gil([&] { return llm::Generator::from_dir(dir, o); });
+  }
+
+  std::vector<int32_t> encode_prompt(const std::string& prompt, bool chat) const {
+    return guarded([&] { return gen_->encode_prompt(prompt, chat); });
+  }
+  void feed(const std::vector<int32_t>& ids) {
+    without_gil([&] {
+      gen_->feed(ids.data(), ids.size());
+      return 0;
+    });
+  }
+  void reset() { gen_->reset(); }
+  py::array_t<float> logits() const {
+    const float* l = guarded([&] { return gen_->logits(); });
+    py::array_t<float> out(static_cast<py::ssize_t>(gen_->vocab_size()));
+    std::memcpy(out.mutable_data(), l, gen_->vocab_size() * sizeof(float));
+    return out;
+  }
+  // Samples from the last logits without copying them out.
+  int32_t sample(PySampler& sampler) {
+    return guarded([&] { return sampler.sample_raw(gen_->logits(), gen_->vocab_size()); });
+  }
+  py::dict info() const {
+    py::dict d;
+    const llm::GenerationConfig& c = gen_->config();
+    d["max_context"] = gen_->max_context();
+    d["position"] = gen_->position();
+    d["vocab_size"] = gen_->vocab_size();
+    d["layers"] = gen_->layers();
+    d["kv_cache_bytes"] = gen_->kv_cache_bytes();
+    d["arena_bytes"] = gen_->session().reserved_bytes();
+    d["stop_ids"] = c.stop_ids;
+    d["context_length"] = c.context_length;
+    d["max_new_tokens"] = c.max_new_tokens;
+    d["temperature"] = c.temperature;
+    d["top_p"] = c.top_p;
+    d["has_chat_template"] = !c.chat_template.empty();
+    return d;
+  }
+  size_t position() const { return gen_->position(); }
+  std::map<std::string, double> stats() const { return gen_->session().stats(); }
+  py::bytes token_bytes(int32_t id) const {
+    return py::bytes(guarded([&] { return gen_->tokenizer().decode_bytes(&id, 1, true); }));
+  }
+
+ private:
+  std::unique_ptr<llm::Generator> gen_;
 };
 
 }  // namespace
@@ -280,4 +341,16 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<float, int32_t, float, uint64_t>(), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
            py::arg("seed"))
       .def("sample", &PySampler::sample, py::arg("logits"));
+  py::class_<PyGenerator>(m, "Generator")
+      .def(py::init<const std::string&, size_t, const std::string&, size_t, size_t>(), py::arg("model_dir"),
+           py::arg("threads") = 1, py::arg("isa") = "", py::arg("max_context") = 0, py::arg("prefill_chunk") = 64)
+      .def("encode_prompt", &PyGenerator::encode_prompt, py::arg("prompt"), py::arg("chat") = false)
+      .def("feed", &PyGenerator::feed, py::arg("ids"))
+      .def("reset", &PyGenerator::reset)
+      .def("logits", &PyGenerator::logits)
+      .def("sample", &PyGenerator::sample, py::arg("sampler"))
+      .def("position", &PyGenerator::position)
+      .def("token_bytes", &PyGenerator::token_bytes, py::arg("id"))
+      .def("stats", &PyGenerator::stats)
+      .def("info", &PyGenerator::info);
 }

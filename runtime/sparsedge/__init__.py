@@ -1,7 +1,8 @@
 """sparsedge: a runtime for sparse neural networks on phones and in browsers.
 
 The public API is small: :class:`InferenceSession` (mirrors onnxruntime's),
-:class:`Tokenizer` and :class:`Sampler` (text generation without Python deps),
+:class:`Generator` (streaming text generation), :class:`Tokenizer` and
+:class:`Sampler` (text generation without Python deps),
 the exception classes in :mod:`sparsedge.errors`, and :func:`get_isa`.
 """
 
@@ -13,6 +14,7 @@ from .errors import (
     SparsedgeError,
     UnsupportedError,
 )
+from .generator import GenerationStats, Generator
 from .session import InferenceSession, NodeArg
 from .sampling import Sampler, sample
 from .tokenizer import Tokenizer
@@ -40,6 +42,8 @@ __all__ = [
     "InferenceSession",
     "NodeArg",
     "Tokenizer",
+    "Generator",
+    "GenerationStats",
     "Sampler",
     "sample",
     "SparsedgeError",

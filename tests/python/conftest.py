@@ -53,3 +53,17 @@ def model_checks(tmp_path_factory):
     assert result.returncode == 0, result.stderr[-4000:]
     assert (out / "checks.txt").read_text().count("\n") == 3
     return out
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory):
+    """The dense SmolLM2-135M decoder directory (model.onnx + data, tokenizer.json,
+    generation_config.json), built once per test session from the cached GGUF."""
+    from sparsedge_export.llm.build import build_smollm2
+
+    gguf = fetch_or_skip(assets.smollm2_gguf)
+    out = tmp_path_factory.mktemp("smollm2_runtime")
+    build_smollm2(out, gguf_path=gguf, progress=False)
+    yield out
+    for path in out.iterdir():  # 540 MB: do not leave it in pytest's kept temp dirs
+        path.unlink(missing_ok=True)

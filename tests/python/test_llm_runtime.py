@@ -104,21 +104,6 @@ def test_causal_attention_rejects_mismatched_heads():
         sparsedge.InferenceSession(model).run(None, {"q": x, "k": kv, "v": kv, "past_k": kv[:, :0], "past_v": kv[:, :0]})
 
 
-@pytest.fixture(scope="session")
-def smollm2_dir(tmp_path_factory):
-    from conftest import fetch_or_skip
-
-    from sparsedge_export import assets
-    from sparsedge_export.llm.build import build_smollm2
-
-    gguf = fetch_or_skip(assets.smollm2_gguf)
-    out = tmp_path_factory.mktemp("smollm2_runtime")
-    build_smollm2(out, gguf_path=gguf, progress=False)
-    yield out
-    for path in out.iterdir():  # 540 MB: do not leave it in pytest's kept temp dirs
-        path.unlink(missing_ok=True)
-
-
 def test_smollm2_decoder_matches_onnxruntime(smollm2_dir):
     from tokenizers import Tokenizer
 

@@ -24,6 +24,14 @@ struct Plan {
   std::shared_ptr<void> arena;
   size_t arena_bytes = 0;
   void* scratch = nullptr;
+  // What placement needs and what reuse compares (see Session::reserve).
+  std::vector<bool> runs;            // per node: executed at run time
+  std::vector<int> bound;            // output value ids bound by the caller (sorted)
+  std::vector<size_t> sizes;         // arena bytes per value (0 = not in the arena)
+  std::vector<size_t> offsets;       // arena offset per value with sizes[v] > 0
+  std::vector<size_t> first, last;   // lifetimes (node indices) of run-time values
+  size_t scratch_bytes = 0;          // largest scratch need (this plan's shapes)
+  size_t scratch_capacity = 0;       // scratch room in the arena
 };
 
 namespace {
@@ -276,16 +284,21 @@ std::vector<NodeSummary> Session::nodes() const {
 std::map<std::string, double> Session::stats() const {
   std::map<std::string, double> out;
   for (const CompiledNode& cn : nodes_) cn.op->add_stats(out);
+  out["session.plans_placed"] = static_cast<double>(plans_placed_);
+  out["session.plans_reused"] = static_cast<double>(plans_reused_);
   return out;
 }
 
 void Session::reset_stats() {
   for (CompiledNode& cn : nodes_) cn.op->reset_stats();
+  plans_placed_ = plans_reused_ = 0;
 }
 
-std::unique_ptr<Plan> Session::make_plan(const std::vector<Shape>& input_shapes) {
+std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes,
+                                          const std::vector<int>& bound_ids) {
   auto plan = std::make_unique<Plan>();
   const size_t nv = values_.size();
+  plan->bound = bound_ids;
   plan->metas.resize(nv);
   for (size_t v = 0; v < nv; ++v) {
     const Value& val = values_[v];
@@ -297,17 +310,19 @@ std::unique_ptr<Plan> Session::make_plan(const std::vector<Shape>& input_shapes)
     }
   }
   // Shape inference; nodes whose inputs are all known are evaluated now.
-  std::vector<bool> runs(nodes_.size(), true);
+  plan->runs.assign(nodes_.size(), true);
   size_t scratch = 0;
+  std::vector<const ValueMeta*> in;
+  std::vector<ValueMeta> out;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     CompiledNode& cn = nodes_[i];
-    std::vector<const ValueMeta*> in;
+    in.clear();
     bool all_known = true;
     for (int id : cn.inputs) {
       in.push_back(id < 0 ? nullptr : &plan->metas[id]);
       if (id >= 0 && !plan->metas[id].is_constant()) all_known = false;
     }
-    std::vector<ValueMeta> out(cn.outputs.size());
+    out.assign(cn.outputs.size(), ValueMeta());
     cn.op->infer(in, out);
     bool outputs_known = true;
     for (auto& m : out) outputs_known = outputs_known && m.is_constant();
@@ -323,111 +338,221 @@ std::unique_ptr<Plan> Session::make_plan(const std::vector<Shape>& input_shapes)
       cn.op->run(args);
       outputs_known = true;
     }
-    if (outputs_known) runs[i] = false;
+    if (outputs_known) plan->runs[i] = false;
     else scratch = std::max(scratch, cn.op->scratch_bytes(in, pool_->threads()));
     for (size_t j = 0; j < cn.outputs.size(); ++j) {
       if (cn.outputs[j] >= 0) plan->metas[cn.outputs[j]] = out[j];
     }
   }
+  plan->scratch_bytes = align_up(scratch, 64);
 
   // Lifetimes of run-time values (produced by a node that runs).
   const size_t kForever = nodes_.size() + 1;
-  std::vector<size_t> first(nv, SIZE_MAX), last(nv, 0);
+  plan->first.assign(nv, SIZE_MAX);
+  plan->last.assign(nv, 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (!runs[i]) continue;
+    if (!plan->runs[i]) continue;
     for (int id : nodes_[i].outputs) {
-      if (id >= 0 && first[id] == SIZE_MAX) first[id] = i, last[id] = i;
+      if (id >= 0 && plan->first[id] == SIZE_MAX) plan->first[id] = i, plan->last[id] = i;
     }
     for (int id : nodes_[i].inputs) {
-      if (id >= 0) last[id] = std::max(last[id], i);
+      if (id >= 0) plan->last[id] = std::max(plan->last[id], i);
     }
   }
-  for (int id : output_ids_) last[id] = kForever;
+  for (int id : output_ids_) plan->last[id] = kForever;
+  plan->sizes.assign(nv, 0);
+  for (size_t v = 0; v < nv; ++v) {
+    const ValueMeta& m = plan->metas[v];
+    if (plan->first[v] == SIZE_MAX || m.is_constant()) continue;
+    if (std::binary_search(bound_ids.begin(), bound_ids.end(), static_cast<int>(v))) continue;  // caller's memory
+    plan->sizes[v] = align_up(std::max<size_t>(static_cast<size_t>(m.shape.empty() ? 1 : shape_numel(m.shape)) *
+                                                   std::max<size_t>(dtype_size(m.dtype), 1), 1), 64);
+  }
+  for (int id : bound_ids) {
+    if (plan->metas[id].is_constant() || plan->first[id] == SIZE_MAX) {
+      fail(StatusCode::kInvalidArgument, "output '", values_[id].name,
+           "' cannot be bound: it is not computed at run time for these input shapes");
+    }
+  }
+  inferred_plan_ = plan.get();
+  return plan;
+}
 
-  // Greedy by size: place the largest buffers first at the lowest offset
-  // that does not overlap a placed buffer alive at the same time.
+// Greedy by size: place the largest buffers first at the lowest offset that
+// does not overlap a placed buffer alive at the same time.
+void Session::place(Plan& plan) {
+  const size_t nv = values_.size();
   struct Placed { size_t offset, size, first, last; };
   std::vector<size_t> order;
   for (size_t v = 0; v < nv; ++v) {
-    if (first[v] != SIZE_MAX && !plan->metas[v].is_constant()) order.push_back(v);
+    if (plan.sizes[v] > 0) order.push_back(v);
   }
-  std::vector<size_t> sizes(nv, 0);
-  for (size_t v : order) {
-    sizes[v] = align_up(std::max<size_t>(static_cast<size_t>(plan->metas[v].shape.empty() ? 1 : shape_numel(plan->metas[v].shape)) *
-                                             std::max<size_t>(dtype_size(plan->metas[v].dtype), 1), 1), 64);
-  }
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return sizes[a] > sizes[b]; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return plan.sizes[a] > plan.sizes[b]; });
   std::vector<Placed> placed;
-  std::vector<size_t> offsets(nv, 0);
+  plan.offsets.assign(nv, 0);
   size_t total = 0;
+  std::vector<std::pair<size_t, size_t>> busy;
   for (size_t v : order) {
-    std::vector<std::pair<size_t, size_t>> busy;
+    busy.clear();
     for (const Placed& p : placed) {
-      if (p.first <= last[v] && first[v] <= p.last) busy.push_back({p.offset, p.offset + p.size});
+      if (p.first <= plan.last[v] && plan.first[v] <= p.last) busy.push_back({p.offset, p.offset + p.size});
     }
     std::sort(busy.begin(), busy.end());
     size_t offset = 0;
     for (const auto& b : busy) {
-      if (offset + sizes[v] <= b.first) break;
+      if (offset + plan.sizes[v] <= b.first) break;
       offset = std::max(offset, b.second);
     }
-    offsets[v] = offset;
-    placed.push_back({offset, sizes[v], first[v], last[v]});
-    total = std::max(total, offset + sizes[v]);
+    plan.offsets[v] = offset;
+    placed.push_back({offset, plan.sizes[v], plan.first[v], plan.last[v]});
+    total = std::max(total, offset + plan.sizes[v]);
   }
   const size_t scratch_offset = align_up(total, 64);
-  plan->arena_bytes = scratch_offset + align_up(scratch, 64) + 64;
-  plan->arena = std::shared_ptr<void>(aligned_alloc_bytes(plan->arena_bytes), aligned_free);
-  std::memset(plan->arena.get(), 0, plan->arena_bytes);
-  char* base = static_cast<char*>(plan->arena.get());
-  plan->scratch = base + scratch_offset;
+  plan.scratch_capacity = plan.scratch_bytes;
+  plan.arena_bytes = scratch_offset + plan.scratch_capacity + 64;
+  plan.arena = std::shared_ptr<void>(aligned_alloc_bytes(plan.arena_bytes), aligned_free);
+  std::memset(plan.arena.get(), 0, plan.arena_bytes);
+  plan.scratch = static_cast<char*>(plan.arena.get()) + scratch_offset;
+}
 
-  plan->tensors.resize(nv);
-  for (size_t v = 0; v < nv; ++v) {
-    const ValueMeta& m = plan->metas[v];
-    if (m.is_constant()) plan->tensors[v] = m.constant;
-    else if (first[v] != SIZE_MAX) plan->tensors[v] = Tensor::view(m.dtype, m.shape, base + offsets[v]);
-    else plan->tensors[v] = Tensor::view(m.dtype, m.shape, nullptr);  // graph input, bound per run
+// May `plan` run in `reserved`'s arena? Same executed nodes (so the same
+// lifetimes), the same bound outputs, and every buffer no larger.
+bool Session::fits(const Plan& plan, const Plan& reserved) const {
+  if (plan.runs != reserved.runs || plan.bound != reserved.bound) return false;
+  if (plan.scratch_bytes > reserved.scratch_capacity) return false;
+  for (size_t v = 0; v < plan.sizes.size(); ++v) {
+    if (plan.sizes[v] == 0) continue;
+    if (reserved.sizes[v] < plan.sizes[v]) return false;
   }
+  return true;
+}
+
+// Tensor views of every value at its offset, and the per-node argument lists.
+void Session::make_views(Plan& plan) const {
+  const size_t nv = plan.metas.size();
+  char* base = static_cast<char*>(plan.arena.get());
+  plan.tensors.assign(nv, Tensor());
+  for (size_t v = 0; v < nv; ++v) {
+    const ValueMeta& m = plan.metas[v];
+    if (m.is_constant()) plan.tensors[v] = m.constant;
+    else if (plan.sizes[v] > 0) plan.tensors[v] = Tensor::view(m.dtype, m.shape, base + plan.offsets[v]);
+    else plan.tensors[v] = Tensor::view(m.dtype, m.shape, nullptr);  // graph input or bound output: per run
+  }
+  plan.run_nodes.clear();
+  plan.node_in.clear();
+  plan.node_out.clear();
   for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (!runs[i]) continue;
-    plan->run_nodes.push_back(i);
+    if (!plan.runs[i]) continue;
+    plan.run_nodes.push_back(i);
     std::vector<const Tensor*> in;
     std::vector<Tensor*> out;
-    for (int id : nodes_[i].inputs) in.push_back(id < 0 ? nullptr : &plan->tensors[id]);
-    for (int id : nodes_[i].outputs) out.push_back(id < 0 ? nullptr : &plan->tensors[id]);
-    plan->node_in.push_back(in);
-    plan->node_out.push_back(out);
+    for (int id : nodes_[i].inputs) in.push_back(id < 0 ? nullptr : &plan.tensors[id]);
+    for (int id : nodes_[i].outputs) out.push_back(id < 0 ? nullptr : &plan.tensors[id]);
+    plan.node_in.push_back(std::move(in));
+    plan.node_out.push_back(std::move(out));
   }
-  return plan;
 }
 
-const Plan& Session::plan_for(const std::vector<Shape>& input_shapes) {
-  auto it = plans_.find(input_shapes);
+void Session::reinfer(const Plan& plan) {
+  if (inferred_plan_ == &plan) return;
+  // Ops cache shape-dependent state (GEMM sizes, slice offsets...) in
+  // infer(); another shape set was planned since, so restore theirs.
+  std::vector<const ValueMeta*> in;
+  std::vector<ValueMeta> out;
+  for (CompiledNode& cn : nodes_) {
+    in.clear();
+    for (int id : cn.inputs) in.push_back(id < 0 ? nullptr : &plan.metas[id]);
+    out.assign(cn.outputs.size(), ValueMeta());
+    cn.op->infer(in, out);
+  }
+  inferred_plan_ = &plan;
+}
+
+const Plan& Session::plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids) {
+  PlanKey key{input_shapes, bound_ids};
+  auto it = plans_.find(key);
   if (it != plans_.end()) {
-    Plan& plan = *it->second;
-    if (inferred_plan_ != &plan) {
-      // Ops cache shape-dependent state (GEMM sizes, slice offsets...) in
-      // infer(); another shape set was planned since, so restore theirs.
-      for (CompiledNode& cn : nodes_) {
-        std::vector<const ValueMeta*> in;
-        for (int id : cn.inputs) in.push_back(id < 0 ? nullptr : &plan.metas[id]);
-        std::vector<ValueMeta> out(cn.outputs.size());
-        cn.op->infer(in, out);
-      }
-      inferred_plan_ = &plan;
-    }
-    return plan;
+    reinfer(*it->second);
+    return *it->second;
   }
-  if (plans_.size() >= 8) plans_.clear();  // bound memory for shape-varying callers
-  auto plan = make_plan(input_shapes);
-  inferred_plan_ = plan.get();
-  return *plans_.emplace(input_shapes, std::move(plan)).first->second;
+  std::unique_ptr<Plan> plan = infer_plan(input_shapes, bound_ids);
+  if (reserved_ && fits(*plan, *reserved_)) {
+    // Borrow the reserved arena: same offsets, this run's shapes.
+    plan->offsets = reserved_->offsets;
+    plan->arena = reserved_->arena;
+    plan->arena_bytes = reserved_->arena_bytes;
+    plan->scratch = reserved_->scratch;
+    plan->scratch_capacity = reserved_->scratch_capacity;
+    make_views(*plan);
+    ++plans_reused_;
+    transient_ = std::move(plan);
+    inferred_plan_ = transient_.get();
+    return *transient_;
+  }
+  place(*plan);
+  make_views(*plan);
+  ++plans_placed_;
+  if (plans_.size() >= 8) {
+    plans_.clear();  // bound memory for shape-varying callers
+    transient_.reset();
+  }
+  Plan* raw = plan.get();
+  plans_.emplace(std::move(key), std::move(plan));
+  inferred_plan_ = raw;
+  return *raw;
 }
 
-std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& feeds,
-                                 const std::vector<std::string>& output_names) {
+void Session::reserve(const std::vector<std::pair<std::string, Shape>>& input_shapes,
+                      const std::vector<std::string>& bound_outputs) {
   std::lock_guard<std::mutex> lock(run_mutex_);
+  std::vector<Shape> shapes(inputs_.size());
+  std::vector<bool> seen(inputs_.size(), false);
+  for (const auto& kv : input_shapes) {
+    size_t idx = inputs_.size();
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      if (inputs_[i].name == kv.first) idx = i;
+    }
+    if (idx == inputs_.size()) fail(StatusCode::kInvalidArgument, "reserve: unknown input '", kv.first, "'");
+    for (int64_t d : kv.second) {
+      if (d < 0) fail(StatusCode::kInvalidArgument, "reserve: input '", kv.first, "' has a negative dimension");
+    }
+    shapes[idx] = kv.second;
+    seen[idx] = true;
+  }
+  for (size_t i = 0; i < inputs_.size(); ++i) {
+    if (!seen[i]) fail(StatusCode::kInvalidArgument, "reserve: missing input ", describe_input(inputs_[i]));
+  }
+  std::vector<int> bound_ids = output_ids(bound_outputs);
+  std::sort(bound_ids.begin(), bound_ids.end());
+  transient_.reset();
+  reserved_.reset();
+  std::unique_ptr<Plan> plan = infer_plan(shapes, bound_ids);
+  place(*plan);
+  make_views(*plan);
+  reserved_ = std::move(plan);
+  inferred_plan_ = reserved_.get();
+}
+
+size_t Session::reserved_bytes() const { return reserved_ ? reserved_->arena_bytes : 0; }
+
+std::vector<int> Session::output_ids(const std::vector<std::string>& names) const {
+  std::vector<int> ids;
+  for (const std::string& name : names) {
+    int id = -1;
+    for (size_t j = 0; j < outputs_.size(); ++j) {
+      if (outputs_[j].name == name) id = output_ids_[j];
+    }
+    if (id < 0) {
+      std::string known;
+      for (const ValueInfo& vi : outputs_) known += (known.empty() ? "'" : ", '") + vi.name + "'";
+      fail(StatusCode::kInvalidArgument, "unknown output '", name, "'; the model's outputs are: ", known);
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+std::vector<const Tensor*> Session::bind_inputs(const std::vector<std::pair<std::string, Tensor>>& feeds) {
   // Match feeds to inputs and check them against the declared types.
   std::vector<const Tensor*> bound(inputs_.size(), nullptr);
   for (const auto& feed : feeds) {
@@ -465,32 +590,54 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
     }
     bound[idx] = &t;
   }
-  std::vector<Shape> shapes;
   for (size_t i = 0; i < inputs_.size(); ++i) {
     if (!bound[i]) fail(StatusCode::kInvalidArgument, "missing input ", describe_input(inputs_[i]));
-    shapes.push_back(bound[i]->shape);
   }
-  std::vector<int> wanted;
-  if (output_names.empty()) {
-    wanted = output_ids_;
-  } else {
-    for (const std::string& name : output_names) {
-      int id = -1;
-      for (size_t j = 0; j < outputs_.size(); ++j) {
-        if (outputs_[j].name == name) id = output_ids_[j];
-      }
-      if (id < 0) {
-        std::string known;
-        for (const ValueInfo& vi : outputs_) known += (known.empty() ? "'" : ", '") + vi.name + "'";
-        fail(StatusCode::kInvalidArgument, "unknown output '", name, "'; the model's outputs are: ", known);
-      }
-      wanted.push_back(id);
+  return bound;
+}
+
+std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                                 const std::vector<std::string>& output_names) {
+  return run(feeds, output_names, {});
+}
+
+std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                                 const std::vector<std::string>& output_names,
+                                 const std::vector<std::pair<std::string, Tensor>>& bound_outputs) {
+  std::lock_guard<std::mutex> lock(run_mutex_);
+  std::vector<const Tensor*> bound = bind_inputs(feeds);
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs_.size(); ++i) shapes.push_back(bound[i]->shape);
+  std::vector<int> wanted = output_names.empty() ? output_ids_ : output_ids(output_names);
+  std::vector<std::string> bound_names;
+  for (const auto& b : bound_outputs) bound_names.push_back(b.first);
+  std::vector<int> bound_ids = output_ids(bound_names);
+  std::vector<std::pair<int, const Tensor*>> bound_by_id;
+  for (size_t i = 0; i < bound_ids.size(); ++i) bound_by_id.push_back({bound_ids[i], &bound_outputs[i].second});
+  std::sort(bound_by_id.begin(), bound_by_id.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 1; i < bound_by_id.size(); ++i) {
+    if (bound_by_id[i].first == bound_by_id[i - 1].first) {
+      fail(StatusCode::kInvalidArgument, "output '", values_[bound_by_id[i].first].name, "' is bound twice");
     }
   }
+  std::sort(bound_ids.begin(), bound_ids.end());
 
-  const Plan& plan = plan_for(shapes);
-  // Bind graph inputs (by pointer: they are read, never written).
+  const Plan& plan = plan_for(shapes, bound_ids);
   std::vector<Tensor>& tensors = const_cast<Plan&>(plan).tensors;
+  for (const auto& b : bound_by_id) {
+    const Tensor& dst = *b.second;
+    const ValueMeta& m = plan.metas[b.first];
+    if (dst.dtype != m.dtype || dst.shape != m.shape) {
+      fail(StatusCode::kInvalidArgument, "bound output '", values_[b.first].name, "' is ", dtype_name(dst.dtype), " ",
+           shape_str(dst.shape), " but these inputs produce ", dtype_name(m.dtype), " ", shape_str(m.shape));
+    }
+    if (dst.data == nullptr && dst.numel() > 0) {
+      fail(StatusCode::kInvalidArgument, "bound output '", values_[b.first].name, "' has no data");
+    }
+    tensors[b.first].data = dst.data;
+  }
+  // Bind graph inputs (by pointer: they are read, never written).
   for (size_t i = 0; i < inputs_.size(); ++i) {
     int id = value_ids_.at(inputs_[i].name);
     tensors[id].data = bound[i]->data;

@@ -42,7 +42,9 @@ class Session {
   const std::vector<ValueInfo>& outputs() const { return outputs_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   std::vector<NodeSummary> nodes() const;
-  // Counters kept by ops across runs (Op::add_stats), summed over nodes by key.
+  // Counters kept by ops across runs (Op::add_stats), summed over nodes by key,
+  // plus the session's own: session.plans_placed (arena layouts computed) and
+  // session.plans_reused (runs that borrowed the reserved layout).
   std::map<std::string, double> stats() const;
   void reset_stats();
   size_t threads() const;
@@ -53,6 +55,25 @@ class Session {
   // Not thread-safe for concurrent runs on one session (it serialises them).
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
                           const std::vector<std::string>& output_names);
+
+  // Output binding: like run(), but each output named in `bound` is written
+  // straight into the caller's tensor, whose dtype and shape must equal the
+  // output's (checked). Bound outputs take no arena space. A bound output may
+  // share memory with an input only where the producing op allows it (an LLM
+  // KV cache: CausalAttention's present may alias its past for batch 1).
+  std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
+                          const std::vector<std::string>& output_names,
+                          const std::vector<std::pair<std::string, Tensor>>& bound);
+
+  // Plans once for the largest input shapes a caller will use (e.g. a prefill
+  // chunk over a full KV cache) with the given outputs bound. Later runs whose
+  // every buffer fits that plan's arena, with the same nodes executed, reuse
+  // it: shapes are re-inferred (cheap) but nothing is placed or allocated, so
+  // a growing sequence (one more KV position per token) costs no planning.
+  void reserve(const std::vector<std::pair<std::string, Shape>>& input_shapes,
+               const std::vector<std::string>& bound_outputs);
+  // Bytes of the arena (activations + scratch) of the reserved plan, 0 if none.
+  size_t reserved_bytes() const;
 
  private:
   struct CompiledNode {
@@ -68,8 +89,15 @@ class Session {
 
   void compile(Model& model);
   int value_id(const std::string& name);
-  const Plan& plan_for(const std::vector<Shape>& input_shapes);
-  std::unique_ptr<Plan> make_plan(const std::vector<Shape>& input_shapes);
+  using PlanKey = std::pair<std::vector<Shape>, std::vector<int>>;  // input shapes, bound output ids
+  const Plan& plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids);
+  std::unique_ptr<Plan> infer_plan(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids);
+  void place(Plan& plan);
+  void make_views(Plan& plan) const;
+  bool fits(const Plan& plan, const Plan& reserved) const;
+  void reinfer(const Plan& plan);
+  std::vector<const Tensor*> bind_inputs(const std::vector<std::pair<std::string, Tensor>>& feeds);
+  std::vector<int> output_ids(const std::vector<std::string>& names) const;
 
   SessionOptions options_;
   std::vector<ValueInfo> inputs_, outputs_;
@@ -80,9 +108,12 @@ class Session {
   std::vector<int> output_ids_;
   std::unique_ptr<ThreadPool> pool_;
   KernelTable kernels_;
-  std::map<std::vector<Shape>, std::unique_ptr<Plan>> plans_;
+  std::map<PlanKey, std::unique_ptr<Plan>> plans_;
+  std::unique_ptr<Plan> reserved_;   // see reserve()
+  std::unique_ptr<Plan> transient_;  // the last plan that borrowed reserved_'s arena
   // Ops keep shape-dependent state from infer(); the plan it was last run for.
   const Plan* inferred_plan_ = nullptr;
+  size_t plans_placed_ = 0, plans_reused_ = 0;  // counters for stats()
   std::mutex run_mutex_;
 };
 
