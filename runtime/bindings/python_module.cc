@@ -265,6 +265,12 @@ class PyGenerator {
     });
   }
   void reset() { gen_->reset(); }
+  void truncate(size_t count) {
+    guarded([&] {
+      gen_->truncate(count);
+      return 0;
+    });
+  }
   py::array_t<float> logits() const {
     const float* l = guarded([&] { return gen_->logits(); });
     py::array_t<float> out(static_cast<py::ssize_t>(gen_->vocab_size()));
@@ -347,6 +353,7 @@ PYBIND11_MODULE(_core, m) {
       .def("encode_prompt", &PyGenerator::encode_prompt, py::arg("prompt"), py::arg("chat") = false)
       .def("feed", &PyGenerator::feed, py::arg("ids"))
       .def("reset", &PyGenerator::reset)
+      .def("truncate", &PyGenerator::truncate, py::arg("count"))
       .def("logits", &PyGenerator::logits)
       .def("sample", &PyGenerator::sample, py::arg("sampler"))
       .def("position", &PyGenerator::position)

@@ -62,6 +62,32 @@ class Generator:
         """Bytes held by the KV cache and by the activation arena (planned once)."""
         return {"kv_cache_bytes": int(self._info["kv_cache_bytes"]), "arena_bytes": int(self._info["arena_bytes"])}
 
+    # Low-level use: drive the KV cache directly (scoring, benchmarks, custom loops).
+    @property
+    def position(self) -> int:
+        """Tokens held in the KV cache."""
+        return self._gen.position()
+
+    def reset(self) -> None:
+        """Empties the KV cache."""
+        self._gen.reset()
+
+    def truncate(self, count: int) -> None:
+        """Keeps the first ``count`` cached positions (e.g. to decode again after one prefill)."""
+        self._gen.truncate(count)
+
+    def feed(self, ids: Sequence[int]) -> None:
+        """Runs ``ids`` after the cached tokens (in prefill chunks); the cache grows by ``len(ids)``."""
+        self._gen.feed([int(i) for i in ids])
+
+    def logits(self):
+        """Logits (float32 [vocab]) after the last fed token."""
+        return self._gen.logits()
+
+    def stats(self) -> dict[str, float]:
+        """The session's counters (plans placed/reused, op counters such as attention sparsity)."""
+        return dict(self._gen.stats())
+
     def encode(self, prompt: str, chat: bool = False) -> list[int]:
         """Prompt ids; ``chat`` applies the model's (ChatML) chat template for one user turn."""
         return self._gen.encode_prompt(prompt, chat)

@@ -222,6 +222,14 @@ void Generator::reset() {
   has_logits_ = false;
 }
 
+void Generator::truncate(size_t count) {
+  if (count > position_) {
+    fail(StatusCode::kInvalidArgument, "cannot truncate the cache to ", count, " positions: it holds ", position_);
+  }
+  position_ = count;
+  has_logits_ = false;
+}
+
 const float* Generator::logits() const {
   if (!has_logits_) fail(StatusCode::kInvalidArgument, "no logits yet: feed at least one token first");
   return logits_.data();

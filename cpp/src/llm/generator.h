@@ -70,6 +70,10 @@ class Generator {
 
   // Empties the KV cache.
   void reset();
+  // Keeps the first `count` positions of the cache (count <= position()) and
+  // drops the rest, e.g. to decode again from the same prompt. The logits are
+  // gone until the next feed.
+  void truncate(size_t count);
   // Runs `ids` through the model after the tokens already in the cache
   // (chunks of prefill_chunk), keeping the logits of the last one. Empty ids
   // or more tokens than the cache has room for -> kInvalidArgument, and the
