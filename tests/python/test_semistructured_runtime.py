@@ -1,6 +1,7 @@
 """SemiStructuredMatMul (2:4) in the runtime: a single-op model written with the
 exporter's node and function builders, run by sparsedge on every ISA and by
-onnxruntime (through the function body) on the same file."""
+onnxruntime (through the function body) on the same file: decode (one row of
+X) and prefill shapes (M > 1, the f32-spmm24 row tiles), 1 and 3 threads."""
 
 from __future__ import annotations
 
@@ -44,7 +45,9 @@ def write_model(path, sw, x_shape, bias=None):
 
 @pytest.mark.parametrize("isa", ISAS)
 @pytest.mark.parametrize("out_channels,in_channels,x_shape", [
-    (5, 4, (1, 4)), (13, 12, (3, 12)), (67, 576, (1, 576)), (64, 1536, (2, 3, 1536)), (1536, 576, (1, 576))])
+    (5, 4, (1, 4)), (13, 12, (3, 12)), (67, 576, (1, 576)), (64, 1536, (2, 3, 1536)), (1536, 576, (1, 576)),
+    # M > 1 (prefill): row tiles of X and their remainders, split over threads by rows or panels
+    (17, 20, (2, 9, 20)), (67, 576, (64, 576)), (192, 576, (1, 37, 576))])
 def test_matches_onnxruntime(tmp_path, isa, out_channels, in_channels, x_shape):
     rng = np.random.default_rng(out_channels * 7 + in_channels)
     sw = random_2_4(rng, out_channels, in_channels)
