@@ -45,6 +45,10 @@ ATTR_INTERLEAVED = "interleaved"
 ATTR_NUM_HEADS = "num_heads"
 ATTR_KV_HEADS = "kv_heads"
 ATTR_SCALE = "scale"
+# CausalAttention temporal-delta attention (docs/DELTA_ATTENTION.md); absent or window 0 = dense.
+ATTR_DELTA_WINDOW = "delta_window"              # int >= 0
+ATTR_DELTA_Q_THRESHOLDS = "delta_q_thresholds"  # floats [num_heads], >= 0, finite
+ATTR_DELTA_P_THRESHOLD = "delta_p_threshold"    # float >= 0, finite
 
 # metadata_props key of an LLM decoder: its config as JSON.
 META_LLM = "sparsedge.llm"

@@ -53,6 +53,10 @@ constexpr const char* kAttrInterleaved = "interleaved";
 constexpr const char* kAttrNumHeads = "num_heads";
 constexpr const char* kAttrKvHeads = "kv_heads";
 constexpr const char* kAttrScale = "scale";
+// CausalAttention temporal-delta attention (docs/DELTA_ATTENTION.md); absent or window 0 = dense.
+constexpr const char* kAttrDeltaWindow = "delta_window";              // int >= 0
+constexpr const char* kAttrDeltaQThresholds = "delta_q_thresholds";  // floats [num_heads], >= 0, finite
+constexpr const char* kAttrDeltaPThreshold = "delta_p_threshold";    // float >= 0, finite
 
 // metadata_props key of an LLM decoder: its config as JSON.
 constexpr const char* kMetaLlm = "sparsedge.llm";

@@ -138,6 +138,18 @@ KernelTable build_table(Isa isa) {
   }
 #include "kernels/f32-spmm24/f32-spmm24.inc"
 #undef SDE_SPMM24_UKERNEL
+#define SDE_DELTA_ATTN_UKERNEL(sfx, isa_)                            \
+  if (usable_for(isa_, isa)) {                                        \
+    t.delta_attn.dots = sde_f32_attn_dots__##sfx;                     \
+    t.delta_attn.sparse_update = sde_f32_attn_sparse_update__##sfx;   \
+    t.delta_attn.exp_sum = sde_f32_attn_exp_sum__##sfx;               \
+    t.delta_attn.exp_select = sde_f32_attn_exp_select__##sfx;         \
+    t.delta_attn.gather_axpy = sde_f32_attn_gather_axpy__##sfx;       \
+    t.delta_attn.name = "f32-delta-attn__" #sfx;                      \
+    t.delta_attn.isa = isa_;                                          \
+  }
+#include "kernels/f32-delta-attn/f32-delta-attn.inc"
+#undef SDE_DELTA_ATTN_UKERNEL
   return t;
 }
 

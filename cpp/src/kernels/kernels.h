@@ -183,6 +183,36 @@ struct GspmvConfig {
   Isa isa[4] = {Isa::kScalar, Isa::kScalar, Isa::kScalar, Isa::kScalar};
 };
 
+// ---------------------------------------------------------------------------
+// f32-delta-attn: the row primitives of CausalAttention, dense and
+// temporal-delta (docs/DELTA_ATTENTION.md). One set of five functions per ISA:
+// dots:          s[j] = scale * dot(q[0:d], k + j*k_stride), j < n; returns max s (-inf if n = 0).
+// sparse_update: s[j] += sum_i dq[i] * kt[idx[i]*kt_stride + j], j < n (keys
+//                transposed: one row of n floats per head-dim element); returns max s.
+// exp_sum:       s[j] = exp(s[j] - m) in place; returns the sum.
+// exp_select:    e = exp(s[j] - m); where |e - ehat[j]| > thr: appends (j, e - ehat[j])
+//                to sel_idx/sel_c, sets ehat[j] = e; *count = appended; returns their sum.
+// gather_axpy:   u[0:d] += sum_j c[j] * v[r_j*v_stride : +d], r_j = idx[j] (or j if idx is null).
+typedef float (*f32_attn_dots_fn)(size_t n, size_t d, const float* q, const float* k, size_t k_stride,
+                                  float scale, float* s);
+typedef float (*f32_attn_sparse_update_fn)(size_t n, size_t nnz, const uint32_t* idx, const float* dq,
+                                           const float* kt, size_t kt_stride, float* s);
+typedef float (*f32_attn_exp_sum_fn)(size_t n, float* s, float m);
+typedef float (*f32_attn_exp_select_fn)(size_t n, const float* s, float m, float* ehat, float thr,
+                                        uint32_t* sel_idx, float* sel_c, size_t* count);
+typedef void (*f32_attn_gather_axpy_fn)(size_t n, size_t d, const uint32_t* idx, const float* c,
+                                        const float* v, size_t v_stride, float* u);
+
+struct DeltaAttnConfig {
+  f32_attn_dots_fn dots = nullptr;
+  f32_attn_sparse_update_fn sparse_update = nullptr;
+  f32_attn_exp_sum_fn exp_sum = nullptr;
+  f32_attn_exp_select_fn exp_select = nullptr;
+  f32_attn_gather_axpy_fn gather_axpy = nullptr;
+  const char* name = "";
+  Isa isa = Isa::kScalar;
+};
+
 // The table chosen once at start-up (CPUID, SPARSEDGE_ISA=scalar|sse2|avx2|...).
 struct KernelTable {
   Isa isa = Isa::kScalar;
@@ -192,6 +222,7 @@ struct KernelTable {
   GspmmConfig gspmm;
   GspmvConfig gspmv;
   Spmm24Config spmm24;
+  DeltaAttnConfig delta_attn;
 };
 
 // Thread-safe, initialised on first use. SPARSEDGE_ISA may only lower the ISA;

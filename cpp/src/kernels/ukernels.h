@@ -37,4 +37,17 @@ namespace sde {
 #include "kernels/f32-spmm24/f32-spmm24.inc"
 #undef SDE_SPMM24_UKERNEL
 
+#define SDE_DELTA_ATTN_UKERNEL(sfx, isa)                                                          \
+  float sde_f32_attn_dots__##sfx(size_t n, size_t d, const float* q, const float* k, size_t k_stride, \
+                                 float scale, float* s);                                             \
+  float sde_f32_attn_sparse_update__##sfx(size_t n, size_t nnz, const uint32_t* idx, const float* dq, \
+                                          const float* kt, size_t kt_stride, float* s);              \
+  float sde_f32_attn_exp_sum__##sfx(size_t n, float* s, float m);                                    \
+  float sde_f32_attn_exp_select__##sfx(size_t n, const float* s, float m, float* ehat, float thr,    \
+                                       uint32_t* sel_idx, float* sel_c, size_t* count);              \
+  void sde_f32_attn_gather_axpy__##sfx(size_t n, size_t d, const uint32_t* idx, const float* c,      \
+                                       const float* v, size_t v_stride, float* u);
+#include "kernels/f32-delta-attn/f32-delta-attn.inc"
+#undef SDE_DELTA_ATTN_UKERNEL
+
 }  // namespace sde
