@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
+#include <map>
+#include <mutex>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +17,37 @@
 #endif
 
 namespace sde {
+
+namespace {
+
+// Live mappings: start address -> size.
+std::mutex& mappings_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<uintptr_t, size_t>& mappings() {
+  static std::map<uintptr_t, size_t> m;
+  return m;
+}
+
+}  // namespace
+
+void release_mapped_pages(const void* data, size_t bytes) {
+#ifdef SDE_HAVE_MMAP
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(data), end = begin + bytes;
+  std::lock_guard<std::mutex> lock(mappings_mutex());
+  auto it = mappings().upper_bound(begin);
+  if (it == mappings().begin()) return;
+  --it;
+  if (end > it->first + it->second) return;  // not inside one mapping
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
 
 bool file_exists(const std::string& path) {
   struct stat st;
@@ -45,7 +78,17 @@ MappedFile map_file(const std::string& path) {
   ::close(fd);
   if (p == MAP_FAILED) fail(StatusCode::kInvalidModel, "cannot map '", path, "': ", std::strerror(errno));
   size_t size = out.size;
-  out.keep_alive = std::shared_ptr<void>(p, [size](void* q) { ::munmap(q, size); });
+  {
+    std::lock_guard<std::mutex> lock(mappings_mutex());
+    mappings()[reinterpret_cast<uintptr_t>(p)] = size;
+  }
+  out.keep_alive = std::shared_ptr<void>(p, [size](void* q) {
+    {
+      std::lock_guard<std::mutex> lock(mappings_mutex());
+      mappings().erase(reinterpret_cast<uintptr_t>(q));
+    }
+    ::munmap(q, size);
+  });
   out.data = static_cast<const uint8_t*>(p);
 #else
   uint8_t* buf = static_cast<uint8_t*>(std::malloc(out.size));

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/graph_passes.h"
+#include "core/mapped_file.h"
 #include "core/threadpool.h"
 #include "format/sparsedge_format.h"
 #include "ops/op.h"
@@ -255,6 +256,13 @@ void Session::compile(Model& model) {
       cn.inputs.push_back(id);
     }
     for (const std::string& o : n.outputs) cn.outputs.push_back(o.empty() ? -1 : value_id(o));
+    // The op has packed what it needs from its constant inputs: let the
+    // mapped originals leave memory (read back from the page cache if an op
+    // still reads them).
+    for (size_t i = 0; i < n.inputs.size(); ++i) {
+      auto c = n.has_input(i) ? consts.find(n.inputs[i]) : consts.end();
+      if (c != consts.end() && c->second.bytes() >= (size_t(1) << 16)) release_mapped_pages(c->second.data, c->second.bytes());
+    }
     nodes_.push_back(std::move(cn));
   }
   for (const ValueInfo& vi : outputs_) {

@@ -8,13 +8,12 @@ one prompt of ``prompt_tokens`` tokens of real text on an empty cache; decode
 = ``decode_tokens`` single-token steps after that prompt (the text's next
 tokens fed, so every runtime does identical work). Medians over rounds.
 Peak memory is measured in a fresh subprocess per (runtime, model): the peak
-resident set (ru_maxrss) of loading the model, the prefill and the decode,
+resident set (VmHWM) of loading the model, the prefill and the decode,
 Python and NumPy included (about 35 MB for both runtimes).
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -116,17 +115,18 @@ class _Onnxruntime:
 
 def _peak_rss(runtime: str, model_dir: Path, threads: int, prompt: int, decode: int, chunk: int) -> float:
     """Peak RSS (MB) of a fresh process that loads the model, prefills and decodes."""
+    # VmHWM, not ru_maxrss: ru_maxrss survives exec, so a child forked from this
+    # (large) process would report at least the parent's resident set.
     code = (
-        "import json, resource, sys\n"
         "from pathlib import Path\n"
         "from sparsedge_export.llm.bench_llm import _run_once\n"
         f"_run_once({runtime!r}, Path({str(model_dir)!r}), {threads}, {prompt}, {decode}, {chunk})\n"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))\n"
+        "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0])\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=1800)
     if result.returncode != 0:
         raise LlmExportError(f"memory measurement of {runtime} on {model_dir} failed:\n{result.stderr[-2000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1]) / 1024.0
+    return int(result.stdout.strip().splitlines()[-1]) / 1024.0  # kB -> MB
 
 
 def _run_once(runtime: str, model_dir: Path, threads: int, prompt: int, decode: int, chunk: int) -> None:
