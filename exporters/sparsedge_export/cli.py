@@ -179,11 +179,46 @@ def cmd_export_llm(args: argparse.Namespace) -> int:
     text = None
     if args.calibration is not None:
         text = _require_file(args.calibration, "calibration text").read_text(encoding="utf-8")
-    print(export_llm(args.model, args.output, args.sparsity, pattern=args.pattern, method=args.method,
-                     calibration_text=text, layers=args.layers, calibration_max_tokens=args.calibration_tokens,
-                     progress=True, selection=args.selection, dense_targets=args.dense_targets,
-                     allocation=args.allocation, owl_lambda=args.owl_lambda))
+    delta = _delta_config(args, text)  # before the export: bad delta settings fail fast
+    if str(args.sparsity).strip().lower() == "none":
+        from .llm import build_decoder_dir, load_gguf
+
+        path = build_decoder_dir(load_gguf(args.model), args.output)["model.onnx"]
+    else:
+        path = export_llm(args.model, args.output, args.sparsity, pattern=args.pattern, method=args.method,
+                          calibration_text=text, layers=args.layers, calibration_max_tokens=args.calibration_tokens,
+                          progress=True, selection=args.selection, dense_targets=args.dense_targets,
+                          allocation=args.allocation, owl_lambda=args.owl_lambda)
+    if delta is not None:
+        from .llm.delta import apply_delta_attention
+
+        apply_delta_attention(path, delta, {"calibrated_on": "dense GGUF weights"})
+    print(path)
     return 0
+
+
+def _delta_config(args: argparse.Namespace, text: str | None):
+    """The delta-attention thresholds asked for on the command line (None without --delta-attention)."""
+    if not args.delta_attention:
+        if args.delta_target is not None or args.delta_threshold is not None or args.local_window is not None:
+            raise CliError("--delta-target, --delta-threshold and --local-window need --delta-attention")
+        return None
+    from .llm import load_gguf
+    from .llm.delta import DEFAULT_WINDOW, calibrate, check_threshold
+
+    if args.delta_target is not None and args.delta_threshold is not None:
+        raise CliError("give one of --delta-target and --delta-threshold, not both")
+    if args.delta_threshold is not None:
+        check_threshold("--delta-threshold", args.delta_threshold)
+    check_threshold("--delta-prob-threshold", args.delta_prob_threshold)
+    if text is None:
+        raise CliError("--delta-attention needs --calibration TEXT (per-head query scales are measured on it)")
+    target, threshold = args.delta_target, args.delta_threshold
+    if target is None and threshold is None:
+        target = 0.6
+    return calibrate(load_gguf(args.model, progress=False), text,
+                     window=args.local_window if args.local_window is not None else DEFAULT_WINDOW,
+                     target=target, threshold=threshold, p_threshold=args.delta_prob_threshold)
 
 
 def cmd_perplexity(args: argparse.Namespace) -> int:
@@ -192,8 +227,19 @@ def cmd_perplexity(args: argparse.Namespace) -> int:
     if not Path(args.model_dir).is_dir():
         raise CliError(f"model directory not found: {args.model_dir}")
     text = _require_file(args.text, "text").read_text(encoding="utf-8")
+    report = None
+    if args.report_attention_sparsity:
+        from .llm.perplexity import AttentionReport
+
+        if args.runtime != "sparsedge":
+            raise CliError("--report-attention-sparsity needs --runtime sparsedge")
+        report = AttentionReport()
     value = perplexity(args.model_dir, text, context=args.context, max_tokens=args.max_tokens,
-                       runtime=args.runtime, threads=args.threads, progress=True)
+                       runtime=args.runtime, threads=args.threads, progress=True, attention_report=report,
+                       prefill_chunk=args.prefill_chunk)
+    if report is not None:
+        print(f"prefill attention sparsity: {100 * report.prefill_sparsity:.2f}%")
+        print(f"attention sparsity: {100 * report.sparsity:.2f}%")
     print(f"perplexity: {value:.4f}")
     return 0
 
@@ -351,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "(docs/FORMAT.md). Progress goes to stderr; files are written atomically.")
     export_llm.add_argument("model", help="llama-architecture GGUF file")
     export_llm.add_argument("-o", "--output", required=True, help="output directory")
-    export_llm.add_argument("--sparsity", default="2:4", help="'2:4' (default) or a fraction such as 0.5")
+    export_llm.add_argument("--sparsity", default="2:4", help="'2:4' (default), a fraction such as 0.5, or 'none' "
+                            "(dense linear layers, e.g. with --delta-attention only)")
     export_llm.add_argument("--pattern", default=None, help="block pattern for fractional sparsity: 1x1, 2x1, 4x1 "
                             "(default) or 8x1")
     export_llm.add_argument("--method", default="magnitude", choices=["magnitude", "wanda", "reconstruct"],
@@ -375,6 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
                             help="OWL: block fractions span the target +- this (default 0.08)")
     export_llm.add_argument("--layers", choices=["all", "mlp"], default="all",
                             help="prune every decoder linear layer (default) or the MLP only")
+    export_llm.add_argument("--delta-attention", action="store_true",
+                            help="temporal-delta attention (docs/DELTA_ATTENTION.md): thresholds calibrated on "
+                            "--calibration text, stored on the CausalAttention nodes")
+    export_llm.add_argument("--delta-target", type=float, default=None,
+                            help="attention MAC sparsity to reach at 512 tokens of context (default 0.6)")
+    export_llm.add_argument("--delta-threshold", type=float, default=None,
+                            help="instead of a target: query threshold as a multiple of each head's RMS")
+    export_llm.add_argument("--delta-prob-threshold", type=float, default=0.003,
+                            help="far-key exponential change (fraction of the softmax sum) below which the "
+                            "output is not updated (default 0.003)")
+    export_llm.add_argument("--local-window", type=int, default=None,
+                            help="recent positions attended exactly (default 32)")
     export_llm.set_defaults(func=cmd_export_llm)
 
     ppl = sub.add_parser("perplexity", help="perplexity of a decoder directory on a text file",
@@ -387,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     ppl.add_argument("--max-tokens", type=int, default=None, help="evaluate only the first N tokens")
     ppl.add_argument("--runtime", choices=["onnxruntime", "sparsedge"], default="onnxruntime")
     ppl.add_argument("--threads", type=int, default=None, help="intra-op threads (default: the runtime's)")
+    ppl.add_argument("--report-attention-sparsity", action="store_true",
+                     help="sparsedge runtime: run each window as a chunked prefill of its first half then decode "
+                     "the rest token by token, and print the fraction of attention multiply-adds skipped "
+                     "(prefill, and `attention sparsity: <percent>%%` over prefill plus decode)")
+    ppl.add_argument("--prefill-chunk", type=int, default=128,
+                     help="prefill chunk length in tokens with --report-attention-sparsity (default 128)")
     ppl.set_defaults(func=cmd_perplexity)
 
     gen = sub.add_parser("generate", help="generate text with a decoder directory",

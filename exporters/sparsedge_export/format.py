@@ -61,3 +61,4 @@ SEMI_STRUCTURED_N = 2  # kept weights per group
 SEMI_STRUCTURED_M = 4  # group length along the input axis
 # metadata_props key of a pruned LLM decoder: the export settings and per-layer report as JSON.
 META_LLM_PRUNE = "sparsedge.llm_prune"
+META_DELTA_ATTENTION = "sparsedge.delta_attention"

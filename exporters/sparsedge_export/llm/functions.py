@@ -171,8 +171,11 @@ def causal_attention_function() -> onnx.FunctionProto:
         helper.make_node("Concat", ["batch", "new_len", "minus_one"], ["out_shape"], axis=0),
         helper.make_node("Reshape", ["ctx5_t", "out_shape"], ["out"]),
     ]
+    # The delta-attention attributes (docs/DELTA_ATTENTION.md) are declared so nodes may carry them; the body
+    # ignores them and computes dense attention, the limit the delta path reaches at threshold 0.
     return _function(fmt.CAUSAL_ATTENTION, ["q", "k", "v", "past_k", "past_v"], ["out", "present_k", "present_v"],
-                     n, [fmt.ATTR_NUM_HEADS, fmt.ATTR_KV_HEADS, fmt.ATTR_SCALE])
+                     n, [fmt.ATTR_NUM_HEADS, fmt.ATTR_KV_HEADS, fmt.ATTR_SCALE, fmt.ATTR_DELTA_WINDOW,
+                         fmt.ATTR_DELTA_Q_THRESHOLDS, fmt.ATTR_DELTA_P_THRESHOLD])
 
 
 def llm_functions() -> list[onnx.FunctionProto]:
