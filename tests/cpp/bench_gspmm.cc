@@ -4,7 +4,7 @@
 // estimate with the stem and depthwise layers dense (timed here too) and the
 // 1024->1000 classifier at the same sparsity. Not a test. Usage:
 //   bench_gspmm [--isa NAME] [--threads N] [--rounds N] [--layers] [--wall]
-//   bench_gspmm --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B]
+//   bench_gspmm --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B] [--wall]
 // --decode: LLM decode GEMVs (M = 1) on the SmolLM2-135M layer shapes, dense
 // FullyConnected (f32-gemv) against GroupSparseFullyConnected (f32-gspmv) and
 // against the same op without gspmv (f32-gspmm, one-pixel tile) at 30/50/70%
@@ -27,6 +27,7 @@
 
 #include "core/threadpool.h"
 #include "kernels/kernels.h"
+#include "kernels/ukernels.h"
 #include "operators/conv2d_nchw.h"
 #include "operators/fully_connected.h"
 #include "operators/group_sparse_conv.h"
@@ -46,7 +47,7 @@ struct Buffer {
   float* p = nullptr;
   explicit Buffer(size_t bytes) {
     bytes = std::max<size_t>(64, (bytes + 63) / 64 * 64);
-    p = static_cast<float*>(std::aligned_alloc(64, bytes));
+    p = static_cast<float*>(::aligned_alloc(64, bytes));  // C11 (emscripten has no std::)
     std::memset(p, 0, bytes);
   }
   ~Buffer() { std::free(p); }
@@ -138,7 +139,7 @@ std::pair<double, double> time_pair(int rounds, const A& a, const B& b) {
 // --decode: see the header.
 int decode_bench(int argc, char** argv) {
   std::string only_isa;
-  int rounds = 11;
+  int rounds = 15;
   double cold_mb = 128;
   size_t block = 4;
   for (int i = 1; i < argc; ++i) {
@@ -149,8 +150,9 @@ int decode_bench(int argc, char** argv) {
     else if (a == "--rounds") rounds = std::max(1, std::atoi(next()));
     else if (a == "--cold-mb") cold_mb = std::atof(next());
     else if (a == "--block") block = size_t(std::atoi(next()));
+    else if (a == "--wall") g_cpu_clock = false;
     else {
-      std::fprintf(stderr, "usage: %s --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s --decode [--isa NAME] [--rounds N] [--cold-mb MB] [--block B] [--wall]\n", argv[0]);
       return 2;
     }
   }
@@ -167,22 +169,36 @@ int decode_bench(int argc, char** argv) {
     if (kt.gspmv.ukernel[0] == nullptr) continue;
     KernelTable no_gspmv = kt;
     no_gspmv.gspmv = GspmvConfig{};
-    std::printf("== %s: dense %s vs B=%zu gspmv vs gspmm (1-pixel tile); 1 thread, %d rounds, cold %.0f MB ==\n",
-                isa_name(isa), kt.gemv.name, block, rounds, cold_mb);
-    std::printf("%-18s %5s %6s %10s %10s %10s %9s %9s %8s\n", "layer [O x I]", "pruned", "copies",
-                "dense us", "gspmv us", "gspmm us", "gspmv/dn", "gspmm/dn", "bytes/dn");
+    // The dense GEMV this ISA had before its own f32-gemv: the scalar kernel
+    // over the same strip width (printed as "scalar-strip us").
+    KernelTable fallback = kt;
+#define SDE_GEMV_UKERNEL(fn, nr_, isa_)                          \
+    if (isa_ == Isa::kScalar && nr_ == kt.gemm.nr) {             \
+      fallback.gemv.ukernel = fn;                                \
+      fallback.gemv.name = #fn;                                  \
+    }
+#include "kernels/f32-gemv/f32-gemv.inc"
+#undef SDE_GEMV_UKERNEL
+    std::printf("== %s: dense %s vs B=%zu gspmv vs gspmm (1-pixel tile); 1 thread, %d rounds, cold %.0f MB, %s clock ==\n",
+                isa_name(isa), kt.gemv.name, block, rounds, cold_mb, g_cpu_clock ? "thread-cpu" : "wall");
+    std::printf("%-18s %5s %6s %10s %10s %10s %9s %9s %8s %15s\n", "layer [O x I]", "pruned", "copies",
+                "dense us", "gspmv us", "gspmm us", "gspmv/dn", "gspmm/dn", "bytes/dn", "scalar-strip us");
     for (const Shape& s : shapes) {
       for (double sp : sparsities) {
         const size_t dense_bytes = s.out * s.in * 4;
         const size_t copies =
             cold_mb > 0 ? std::max<size_t>(1, size_t(cold_mb * 1e6 / double(dense_bytes))) : 1;
-        std::vector<std::unique_ptr<FullyConnected>> dense;
+        std::vector<std::unique_ptr<FullyConnected>> dense, dense_fb;
         std::vector<std::unique_ptr<GroupSparseFullyConnected>> sparse, old;
         size_t stream_bytes = 0;
         for (size_t c = 0; c < copies; ++c) {
           auto bsr = make_bsr(s.out, s.in, block, sp, rng);
           dense.emplace_back(new FullyConnected(s.in, s.out, bsr->dense.data(), false, bsr->bias.data(),
                                                 -INFINITY, INFINITY, &kt));
+          if (sp == sparsities[0] && kt.gemv.isa != Isa::kScalar) {
+            dense_fb.emplace_back(new FullyConnected(s.in, s.out, bsr->dense.data(), false,
+                                                     bsr->bias.data(), -INFINITY, INFINITY, &fallback));
+          }
           sparse.emplace_back(new GroupSparseFullyConnected(bsr->w, -INFINITY, INFINITY, &kt));
           old.emplace_back(new GroupSparseFullyConnected(bsr->w, -INFINITY, INFINITY, &no_gspmv));
           // Streamed by gspmv: B weights + a 2-byte index per block, B bias floats per block row.
@@ -190,7 +206,7 @@ int decode_bench(int argc, char** argv) {
         }
         std::vector<float> x(s.in), y(s.out);
         for (auto& v : x) v = u(rng);
-        std::vector<double> td, tv, tm, rv, rm;
+        std::vector<double> td, tv, tm, rv, rm, tf;
         auto pass = [&](auto& ops) {
           const double t0 = now_ms();
           for (auto& op : ops) op->run(1, x.data(), y.data(), nullptr, nullptr);
@@ -198,16 +214,20 @@ int decode_bench(int argc, char** argv) {
         };
         for (int r = -1; r < rounds; ++r) {  // round -1: warm-up
           const double a = pass(dense), b = pass(sparse), c = pass(old);
+          const double f = dense_fb.empty() ? 0.0 : pass(dense_fb);
           if (r < 0) continue;
+          tf.push_back(f);
           td.push_back(a);
           tv.push_back(b);
           tm.push_back(c);
           rv.push_back(b / a);
           rm.push_back(c / a);
         }
-        std::printf("%-18s %4.0f%% %6zu %10.1f %10.1f %10.1f %8.2fx %8.2fx %7.0f%%   %s\n", s.name,
+        char fb[32] = "";
+        if (!dense_fb.empty()) std::snprintf(fb, sizeof fb, "%.1f", median(tf));
+        std::printf("%-18s %4.0f%% %6zu %10.1f %10.1f %10.1f %8.2fx %8.2fx %7.0f%% %15s   %s\n", s.name,
                     sp * 100, copies, median(td), median(tv), median(tm), median(rv), median(rm),
-                    100.0 * double(stream_bytes) / double(dense_bytes), sparse[0]->path_name());
+                    100.0 * double(stream_bytes) / double(dense_bytes), fb, sparse[0]->path_name());
       }
     }
   }
