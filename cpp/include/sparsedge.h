@@ -8,7 +8,7 @@
  * Conventions (STYLE.md, convention 7):
  *  - Every call that can fail returns an sde_status; results come back through
  *    out parameters, which are written only when the call returns SDE_OK.
- *  - Handles (sde_model, sde_session) are opaque; each create has a destroy.
+ *  - Handles (sde_model, sde_session, sde_generator) are opaque; each create has a destroy.
  *    Destroying NULL is a no-op.
  *  - Nothing aborts or throws across this API: every C++ exception, including
  *    std::bad_alloc, becomes a status. A NULL handle or a NULL required pointer
@@ -231,6 +231,79 @@ sde_status sde_session_get_result_shape(sde_session* session, size_t index, int6
  * `size_bytes` must equal the result's size (SDE_INVALID_ARGUMENT giving the
  * needed size otherwise). `data` is borrowed for the call only. */
 sde_status sde_session_copy_result(sde_session* session, size_t index, void* data, size_t size_bytes);
+
+/* ---- Text generation --------------------------------------------------- */
+
+/* An LLM decoder directory loaded for generation: DIR/model.onnx (+ its
+ * external data), DIR/tokenizer.json and, optionally,
+ * DIR/generation_config.json (stop tokens, chat template, context length), as
+ * `sparsedge models build smollm2` and `sparsedge export-llm` write them. The
+ * tokenizer, the KV cache (allocated once, max_context positions), chunked
+ * prefill, sampling and stop tokens all run inside the library. Calls on one
+ * generator are serialised. */
+typedef struct sde_generator sde_generator;
+
+/* Options for sde_generator_create; initialise with
+ * sde_generator_options_init() (see sde_session_options for struct_size). */
+typedef struct sde_generator_options {
+  size_t struct_size;   /* set by sde_generator_options_init */
+  size_t threads;       /* 1 to 256; default 1 */
+  const char* isa;      /* as sde_session_options.isa; borrowed for the call */
+  size_t max_context;   /* KV cache positions; 0 (default) = min(the model's
+                           context length, 2048) */
+  size_t prefill_chunk; /* prompt tokens per model run; default 64 */
+} sde_generator_options;
+
+sde_status sde_generator_options_init(sde_generator_options* options);
+
+/* Loads a decoder directory. `model_dir` and `options` (may be NULL) are
+ * borrowed for the call only. SDE_FILE_NOT_FOUND for a missing directory or
+ * file, SDE_INVALID_MODEL for a model that is not a decoder with input_ids,
+ * position_ids, past_key_<i>/past_value_<i> inputs and logits,
+ * present_key_<i>/present_value_<i> outputs, or a malformed
+ * generation_config.json. */
+sde_status sde_generator_create(const char* model_dir, const sde_generator_options* options,
+                                sde_generator** out_generator);
+
+/* Destroys a generator; NULL is a no-op. */
+void sde_generator_destroy(sde_generator* generator);
+
+/* Sampling: temperature 0 is greedy (default); top_k 0 and top_p 1 disable
+ * those filters. Out-of-range values (temperature < 0 or not finite, top_k <
+ * 0, top_p outside (0, 1]) are SDE_INVALID_ARGUMENT. The seed makes draws
+ * reproducible on every platform. */
+typedef struct sde_sampling_options {
+  size_t struct_size; /* set by sde_sampling_options_init */
+  float temperature;
+  int32_t top_k;
+  float top_p;
+  uint64_t seed;
+} sde_sampling_options;
+
+sde_status sde_sampling_options_init(sde_sampling_options* options);
+
+/* Called once per generated token, in order, with the token's bytes (special
+ * tokens give none; a multi-byte UTF-8 character may be split across calls).
+ * `bytes` is valid during the call only. Return 0 to go on, nonzero to stop. */
+typedef int (*sde_token_callback)(void* user_data, int32_t token_id, const char* bytes, size_t size);
+
+/* Generates a continuation of `prompt` (UTF-8; with `chat` nonzero, the
+ * model's ChatML chat template is applied for one user turn). Stops at a stop
+ * token from generation_config.json (not reported), after `max_new_tokens`,
+ * when the callback returns nonzero, or when the KV cache is full. `sampling`
+ * may be NULL (greedy); `callback` may be NULL; `out_count` (may be NULL)
+ * receives the number of tokens generated. An empty prompt, or one longer
+ * than max_context, is SDE_INVALID_ARGUMENT. If the callback has already been
+ * called when an error occurs, the tokens it saw stand. */
+sde_status sde_generator_generate(sde_generator* generator, const char* prompt, int chat,
+                                  size_t max_new_tokens, const sde_sampling_options* sampling,
+                                  sde_token_callback callback, void* user_data, size_t* out_count);
+
+/* The token ids of `text` (no chat template, no BOS). Writes the count to
+ * *out_count and, if `ids` is non-NULL, the ids (needs `capacity` >= count,
+ * else SDE_INVALID_ARGUMENT; call with ids = NULL to size the array). */
+sde_status sde_generator_tokenize(sde_generator* generator, const char* text, int32_t* ids,
+                                  size_t capacity, size_t* out_count);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -593,6 +593,38 @@ static void test_destroyed_handles(void) {
   sde_model_destroy(model);
 }
 
+/* Generator misuse needs no model: NULL pointers, a missing directory, bad
+ * options, destroyed handles. (Generation itself is tested from Python on
+ * the real SmolLM2 decoder: tests/python/test_capi.py.) */
+static void test_generator_misuse(void) {
+  sde_generator* gen = NULL;
+  sde_generator_options options;
+  sde_sampling_options sampling;
+  size_t count = 0;
+  EXPECT_STATUS(sde_generator_options_init(NULL), SDE_INVALID_ARGUMENT);
+  EXPECT_STATUS(sde_generator_options_init(&options), SDE_OK);
+  EXPECT(options.threads == 1 && options.prefill_chunk == 64 && options.max_context == 0);
+  EXPECT_STATUS(sde_sampling_options_init(&sampling), SDE_OK);
+  EXPECT(sampling.temperature == 0.0f && sampling.top_k == 0 && sampling.top_p == 1.0f);
+  EXPECT_STATUS(sde_generator_create(NULL, NULL, &gen), SDE_INVALID_ARGUMENT);
+  EXPECT_MESSAGE_HAS("model_dir is NULL");
+  EXPECT_STATUS(sde_generator_create("/nonexistent/sparsedge-dir", NULL, NULL), SDE_INVALID_ARGUMENT);
+  EXPECT_STATUS(sde_generator_create("/nonexistent/sparsedge-dir", NULL, &gen), SDE_FILE_NOT_FOUND);
+  EXPECT_MESSAGE_HAS("model.onnx");
+  EXPECT(gen == NULL);
+  options.struct_size = 1;
+  EXPECT_STATUS(sde_generator_create("/nonexistent", &options, &gen), SDE_INVALID_ARGUMENT);
+  EXPECT_MESSAGE_HAS("sde_generator_options_init");
+  EXPECT_STATUS(sde_generator_generate(NULL, "hi", 0, 4, NULL, NULL, NULL, &count), SDE_INVALID_ARGUMENT);
+  EXPECT_STATUS(sde_generator_tokenize(NULL, "hi", NULL, 0, &count), SDE_INVALID_ARGUMENT);
+  /* A pointer that was never a generator is refused without being read. */
+  EXPECT_STATUS(sde_generator_generate((sde_generator*)&count, "hi", 0, 4, NULL, NULL, NULL, &count),
+                SDE_INVALID_ARGUMENT);
+  EXPECT_MESSAGE_HAS("not a live sde_generator");
+  sde_generator_destroy(NULL);
+  sde_generator_destroy((sde_generator*)&count); /* not live: ignored */
+}
+
 int main(void) {
   test_version();
   test_status_strings();
@@ -616,6 +648,7 @@ int main(void) {
   test_run_null_pointers();
   test_results_need_a_successful_run();
   test_destroyed_handles();
+  test_generator_misuse();
   if (g_failures) {
     fprintf(stderr, "%d check(s) failed\n", g_failures);
     return 1;

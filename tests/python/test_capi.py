@@ -38,7 +38,7 @@ def capi_build():
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
     _run(["cmake", "-S", ".", "-B", BUILD, *generator, "-DSPARSEDGE_BUILD_TESTS=ON",
           "-DSPARSEDGE_BUILD_EXAMPLES=ON", "-DCMAKE_BUILD_TYPE=Release"])
-    _run(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2), "--target", "classify", "test_capi"],
+    _run(["cmake", "--build", BUILD, "-j", str(os.cpu_count() or 2), "--target", "classify", "generate", "test_capi"],
          timeout=1200)
     return BUILD
 
@@ -104,3 +104,35 @@ def test_classify_reports_errors(capi_build, chelsea, tmp_path):
     result = subprocess.run([str(exe), str(broken), str(raw)], capture_output=True, text=True)
     assert result.returncode != 0
     assert "SDE_INVALID_MODEL" in result.stderr
+
+
+# ---------------------------------------------------------------- generation
+def test_c_generate_example_streams_paris(capi_build, smollm2_dir):
+    """cpp/examples/generate.c (C API only) continues the prompt greedily exactly as
+    sparsedge.Generator does, and stops at --max-new-tokens."""
+    import sparsedge
+
+    result = _run([capi_build / "cpp" / "examples" / "generate", smollm2_dir, "The capital of France is",
+                   "--max-new-tokens", "8"], timeout=300)
+    expected = "".join(sparsedge.Generator(smollm2_dir, max_context=64).generate("The capital of France is", 8))
+    assert result.stdout.startswith(" Paris")
+    assert result.stdout.rstrip("\n") == expected
+    assert "[8 tokens]" in result.stderr
+
+
+@pytest.mark.parametrize("args, status, message", [
+    (["The capital", "--temperature", "-1"], "SDE_INVALID_ARGUMENT", "temperature"),
+    (["The capital", "--top-p", "0"], "SDE_INVALID_ARGUMENT", "top_p"),
+    (["", "--max-new-tokens", "4"], "SDE_INVALID_ARGUMENT", "prompt is empty"),
+])
+def test_c_generate_bad_arguments(capi_build, smollm2_dir, args, status, message):
+    result = subprocess.run([str(capi_build / "cpp" / "examples" / "generate"), str(smollm2_dir), *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert status in result.stderr and message in result.stderr
+
+
+def test_c_generate_missing_directory(capi_build, tmp_path):
+    result = subprocess.run([str(capi_build / "cpp" / "examples" / "generate"), str(tmp_path / "nope"), "hi"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "SDE_FILE_NOT_FOUND" in result.stderr

@@ -2,6 +2,7 @@
 // core tensors and core exceptions to statuses. No model logic lives here.
 #include "sparsedge.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "core/error.h"
 #include "core/model.h"
 #include "core/session.h"
+#include "llm/generator.h"
 #include "core/tensor.h"
 
 using sde::DType;
@@ -54,6 +56,11 @@ static_assert(SDE_VERSION_MAJOR == SDE_PROJECT_VERSION_MAJOR &&
 
 struct sde_model {
   sde::Model model;  // parsed; compiled per session (Session takes a Model by value)
+};
+
+struct sde_generator {
+  std::unique_ptr<sde::llm::Generator> generator;
+  std::mutex mutex;
 };
 
 struct sde_session {
@@ -142,6 +149,18 @@ Registry& live_models() {
 Registry& live_sessions() {
   static Registry* r = new Registry;
   return *r;
+}
+Registry& live_generators() {
+  static Registry* r = new Registry;
+  return *r;
+}
+
+sde_generator& live(sde_generator* g) {
+  if (g == nullptr) sde::fail(StatusCode::kInvalidArgument, "generator is NULL");
+  if (!live_generators().contains(g)) {
+    sde::fail(StatusCode::kInvalidArgument, "generator is not a live sde_generator (destroyed, or never created)");
+  }
+  return *g;
 }
 
 void require(const void* p, const char* what) {
@@ -503,3 +522,109 @@ sde_status sde_session_copy_result(sde_session* session, size_t index, void* dat
 }
 
 }  // extern "C"
+
+// ---- Text generation ----
+
+sde_status sde_generator_options_init(sde_generator_options* options) {
+  return guarded("sde_generator_options_init", [&] {
+    require(options, "options");
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    options->threads = 1;
+    options->prefill_chunk = 64;
+  });
+}
+
+sde_status sde_generator_create(const char* model_dir, const sde_generator_options* options,
+                                sde_generator** out_generator) {
+  return guarded("sde_generator_create", [&] {
+    require(model_dir, "model_dir");
+    require(out_generator, "out_generator");
+    sde::llm::GeneratorOptions opts;
+    if (options != nullptr) {
+#define SDE_HAS(field) (options->struct_size >= offsetof(sde_generator_options, field) + sizeof(options->field))
+      if (!SDE_HAS(threads)) {
+        sde::fail(StatusCode::kInvalidArgument, "options->struct_size is ", options->struct_size,
+                  "; initialise options with sde_generator_options_init");
+      }
+      opts.threads = options->threads;
+      if (SDE_HAS(isa) && options->isa != nullptr) opts.isa = options->isa;
+      if (SDE_HAS(max_context)) opts.max_context = options->max_context;
+      if (SDE_HAS(prefill_chunk)) opts.prefill_chunk = options->prefill_chunk;
+#undef SDE_HAS
+    }
+    auto g = std::make_unique<sde_generator>();
+    g->generator = sde::llm::Generator::from_dir(model_dir, opts);
+    live_generators().add(g.get());
+    *out_generator = g.release();
+  });
+}
+
+void sde_generator_destroy(sde_generator* generator) {
+  if (generator == nullptr || !live_generators().remove(generator)) return;
+  delete generator;
+}
+
+sde_status sde_sampling_options_init(sde_sampling_options* options) {
+  return guarded("sde_sampling_options_init", [&] {
+    require(options, "options");
+    std::memset(options, 0, sizeof(*options));
+    options->struct_size = sizeof(*options);
+    options->temperature = 0.0f;
+    options->top_k = 0;
+    options->top_p = 1.0f;
+    options->seed = 0;
+  });
+}
+
+sde_status sde_generator_generate(sde_generator* generator, const char* prompt, int chat,
+                                  size_t max_new_tokens, const sde_sampling_options* sampling,
+                                  sde_token_callback callback, void* user_data, size_t* out_count) {
+  return guarded("sde_generator_generate", [&] {
+    sde_generator& g = live(generator);
+    require(prompt, "prompt");
+    sde::llm::SamplingOptions so;
+    so.temperature = 0.0f;
+    if (sampling != nullptr) {
+#define SDE_HAS(field) (sampling->struct_size >= offsetof(sde_sampling_options, field) + sizeof(sampling->field))
+      if (!SDE_HAS(temperature)) {
+        sde::fail(StatusCode::kInvalidArgument, "sampling->struct_size is ", sampling->struct_size,
+                  "; initialise it with sde_sampling_options_init");
+      }
+      so.temperature = sampling->temperature;
+      if (SDE_HAS(top_k)) so.top_k = sampling->top_k;
+      if (SDE_HAS(top_p)) so.top_p = sampling->top_p;
+      if (SDE_HAS(seed)) so.seed = sampling->seed;
+#undef SDE_HAS
+    }
+    std::lock_guard<std::mutex> lock(g.mutex);
+    sde::llm::Sampler sampler(so);  // validates
+    sde::llm::Generator& gen = *g.generator;
+    const std::vector<int32_t> ids = gen.encode_prompt(prompt, chat != 0);
+    std::string bytes;
+    std::vector<int32_t> out = gen.generate(ids, max_new_tokens, sampler, [&](int32_t id) {
+      if (callback == nullptr) return true;
+      bytes = gen.tokenizer().decode_bytes(&id, 1, true);
+      return callback(user_data, id, bytes.data(), bytes.size()) == 0;
+    });
+    if (out_count != nullptr) *out_count = out.size();
+  });
+}
+
+sde_status sde_generator_tokenize(sde_generator* generator, const char* text, int32_t* ids, size_t capacity,
+                                  size_t* out_count) {
+  return guarded("sde_generator_tokenize", [&] {
+    sde_generator& g = live(generator);
+    require(text, "text");
+    require(out_count, "out_count");
+    std::lock_guard<std::mutex> lock(g.mutex);
+    const std::vector<int32_t> tokens = g.generator->tokenizer().encode(text);
+    if (ids != nullptr) {
+      if (capacity < tokens.size()) {
+        sde::fail(StatusCode::kInvalidArgument, "ids has room for ", capacity, " tokens; ", tokens.size(), " needed");
+      }
+      std::copy(tokens.begin(), tokens.end(), ids);
+    }
+    *out_count = tokens.size();
+  });
+}
