@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main demo: build the reference CNNs, classify a real photo, and
+# The main demo: build the reference CNNs, classify a real photo,
 # benchmark sparsedge against onnxruntime (single thread, same process),
-# dense and 80% group-sparse.
+# dense and 80% group-sparse; then generate text with SmolLM2 and benchmark
+# its dense and 2:4 decoders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-build/models}
@@ -20,3 +21,13 @@ sparsedge bench "$OUT/efficientnet-lite0.onnx" --vs onnxruntime --threads 1
 # sparse file at dense speed.
 sparsedge export "$OUT/mobilenet-v1.onnx" -o "$OUT/mobilenet-v1-sparse80.onnx" --sparsity 0.8 --pattern 4x1 --allocation uniform
 sparsedge bench "$OUT/mobilenet-v1-sparse80.onnx" --vs onnxruntime --threads 1
+# An LLM on the same core: SmolLM2-135M-Instruct (from the cached GGUF) as an
+# ONNX decoder with KV cache, generating text with the C++ tokenizer, cache
+# and sampler; then 2:4-pruned (magnitude, seconds to export) against the
+# dense decoder and onnxruntime: prefill and decode tokens/s.
+sparsedge models build smollm2 -o "$OUT/smollm2"
+sparsedge generate "$OUT/smollm2" --prompt "The capital of France is" --max-new-tokens 16
+sparsedge generate "$OUT/smollm2" --prompt "Write one sentence about the sea." --chat --max-new-tokens 40
+GGUF=$(python3 -c "from sparsedge_export import assets; print(assets.smollm2_gguf())")
+sparsedge export-llm "$GGUF" -o "$OUT/smollm2-2of4" --sparsity 2:4 --method magnitude
+sparsedge bench-llm "$OUT/smollm2" "$OUT/smollm2-2of4" --prompt-tokens 128 --decode-tokens 16 --rounds 3 --no-memory
