@@ -130,6 +130,56 @@ def test_group_sparse_matmul_matches_dense_reference(isa, rows):
     np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * float(np.abs(ref).max()))
 
 
+def dense_matmul_reference(x, dense, bias, act):
+    """onnxruntime on the densified weight: Clip(x @ W^T (+ bias))."""
+    inits = [numpy_helper.from_array(np.ascontiguousarray(dense.T), "wt"),
+             numpy_helper.from_array(np.array(act[0], np.float32), "lo"),
+             numpy_helper.from_array(np.array(act[1], np.float32), "hi")]
+    nodes = [helper.make_node("MatMul", ["x", "wt"], ["mm"])]
+    last = "mm"
+    if bias is not None:
+        inits.append(numpy_helper.from_array(bias, "b"))
+        nodes.append(helper.make_node("Add", ["mm", "b"], ["mmb"]))
+        last = "mmb"
+    nodes.append(helper.make_node("Clip", [last, "lo", "hi"], ["y"]))
+    graph = helper.make_graph(nodes, "ref", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("block", [1, 2, 4, 8])
+@pytest.mark.parametrize("shape", [(37, 50, 0.4, True, NONE), (577, 576, 0.5, False, (-0.5, 0.5)),
+                                   (192, 1536, 0.3, True, NONE)], ids=["small", "577x576-clamp", "192x1536"])
+def test_group_sparse_matmul_one_row_decode_path(isa, block, shape):
+    """M = 1 (LLM decode) runs the f32-gspmv kernels of every ISA: same result as onnxruntime."""
+    out_f, in_f, density, with_bias, act = shape
+    rng = np.random.default_rng(out_f * 10 + block)
+    values, cols, row_ptr, dense = random_bsr(rng, out_f, in_f, block, 1, density)
+    bias = rng.standard_normal(out_f).astype(np.float32) if with_bias else None
+    inputs = ["x", "values", "cols", "row_ptr"] + (["bias"] if with_bias else [])
+    inits = [numpy_helper.from_array(values, "values"), numpy_helper.from_array(cols, "cols"),
+             numpy_helper.from_array(row_ptr, "row_ptr")]
+    if with_bias:
+        inits.append(numpy_helper.from_array(bias, "bias"))
+    node = helper.make_node(fmt.GROUP_SPARSE_MATMUL, inputs, ["y"], domain=fmt.DOMAIN,
+                            **{fmt.ATTR_BLOCK_SIZE: block, fmt.ATTR_OUT_CHANNELS: out_f,
+                               fmt.ATTR_ACTIVATION_MIN: act[0], fmt.ATTR_ACTIVATION_MAX: act[1]})
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, in_f])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", fmt.ONNX_OPSET),
+                                                    helper.make_opsetid(fmt.DOMAIN, fmt.DOMAIN_VERSION)])
+    model.ir_version = fmt.IR_VERSION
+    x = rng.standard_normal((1, in_f)).astype(np.float32)
+    session = sparsedge.InferenceSession(model.SerializeToString(), isa=isa)
+    out = session.run(None, {"x": x})[0]
+    ref = dense_matmul_reference(x, dense[:, :, 0], bias, act)
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4 * max(1.0, float(np.abs(ref).max())))
+    assert session.get_nodes()[0]["kernel"].startswith("gspmv-"), session.get_nodes()[0]
+
+
 def _malformed(mutate):
     rng = np.random.default_rng(0)
     values, cols, row_ptr, _ = random_bsr(rng, 16, 8, 4, 1, 0.5)
