@@ -23,7 +23,7 @@ from conftest import fetch_or_skip
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "build" / "aarch64"
 TOOLCHAIN = ROOT / "cmake" / "toolchains" / "aarch64-linux-gnu.cmake"
-NATIVE_TESTS = 8  # add_test entries in tests/cpp/CMakeLists.txt (built by the sparsedge_tests target)
+NATIVE_TESTS = 9  # add_test entries in tests/cpp/CMakeLists.txt (built by the sparsedge_tests target)
 CAT_CLASSES = range(281, 286)
 
 
