@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="magnitude (default), wanda (|W| x input norms) or reconstruct (SparseGPT)")
     export_llm.add_argument("--calibration", metavar="TEXT", help="calibration text file (wanda, reconstruct)")
     export_llm.add_argument("--calibration-tokens", type=int, default=None,
-                            help="calibration tokens used, in sequences of 256 (default 8192 for reconstruct, "
+                            help="calibration tokens used, in sequences of 256 (default 4096 for reconstruct, "
                             "2048 for wanda)")
     export_llm.add_argument("--selection", choices=["global", "row"], default="global",
                             help="group sparsity: drop the lowest-scoring blocks of each 128-column chunk over the "
@@ -413,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "in every block row (row)")
     export_llm.add_argument("--dense-targets", action=argparse.BooleanOptionalAction, default=None,
                             help="reconstruct: fit each layer to the dense model's outputs from the pruned model's "
-                            "inputs, so errors do not accumulate (default on)")
+                            "inputs (experimental, default off: it raised SmolLM2 2:4 perplexity)")
     export_llm.add_argument("--allocation", choices=["uniform", "owl"], default="uniform",
                             help="group sparsity per block: the same fraction everywhere (default) or OWL "
                             "(outlier-weighted: blocks with more activation outliers pruned less, same overall "
