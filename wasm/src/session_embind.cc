@@ -4,49 +4,23 @@
 #include <emscripten/bind.h>
 #include <emscripten/val.h>
 
-#include <exception>
-
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "core/session.h"
+#include "guarded.h"
 #include "kernels/kernels.h"
 
 namespace {
 
 using emscripten::val;
 
-// Errors never cross into JS as exceptions (a JS throw through C++ frames
-// would skip destructors and leave the C++ exception caught): each call
-// records the status code and message, returns, and the JS wrapper throws.
-struct LastError {
-  int code = 0;
-  std::string message;
-};
-
-template <typename F>
-bool guarded(LastError& err, F&& f) {
-  err = LastError();
-  try {
-    f();
-    return true;
-  } catch (const sde::Error& e) {
-    err.code = int(e.code());
-    err.message = e.what();
-  } catch (const std::bad_alloc&) {
-    err.code = int(sde::StatusCode::kOutOfMemory);
-    err.message = "out of memory";
-  } catch (const std::exception& e) {
-    err.code = int(sde::StatusCode::kInternal);
-    err.message = e.what();
-  }
-  return false;
-}
+using sde_wasm::guarded;
+using sde_wasm::LastError;
 
 val value_infos(const std::vector<sde::ValueInfo>& infos) {
   val out = val::array();
