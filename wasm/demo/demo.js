@@ -1,7 +1,8 @@
 // Demo page logic: preprocessing (EfficientNet-Lite0: shorter side 256,
 // centre crop 224, (x - 127) / 128, NCHW RGB), sparsedge run, optional
-// onnxruntime-web run of the same model for the latency comparison.
-import { InferenceSession } from '../dist/sparsedge.mjs';
+// onnxruntime-web run of the same model for the latency comparison; and the
+// Generate panel: text streamed from an LLM decoder directory (Generator).
+import { Generator, InferenceSession } from '../dist/sparsedge.mjs';
 
 const $ = (id) => document.getElementById(id);
 const status = (text, error = false) => { $('status').textContent = text; $('status').className = error ? 'error' : ''; };
@@ -116,9 +117,71 @@ $('image-file').addEventListener('change', async (e) => {
 });
 $('run').addEventListener('click', classify);
 
+// ---------------------------------------------------------------- Generate
+const genStatus = (text, error = false) => { $('gen-status').textContent = text; $('gen-status').className = error ? 'error' : ''; };
+let generator = null;  // {url, maxContext, gen}
+let genMaxContext = 0;  // KV cache positions (0 = the model's context, at most 2048); ?max_context=N
+
+async function loadGenerator(url, maxContext) {
+  if (generator && generator.url === url && generator.maxContext === maxContext) return generator.gen;
+  if (generator) generator.gen.delete();
+  generator = null;
+  genStatus(`Loading ${url}…`);
+  const t0 = performance.now();
+  const gen = await Generator.create(url, maxContext ? { maxContext } : {});
+  generator = { url, maxContext, gen };
+  genStatus(`Loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s (KV cache ${(gen.memory.kvCacheBytes / 1e6).toFixed(1)} MB).`);
+  return gen;
+}
+
+async function generateText() {
+  $('gen-run').disabled = true;
+  const output = $('gen-output');
+  output.textContent = '';
+  $('gen-stats').textContent = '';
+  try {
+    const url = $('gen-dir').value.trim();
+    if (!url) throw new Error('give the URL of a decoder directory');
+    const gen = await loadGenerator(url, genMaxContext);
+    genStatus('Generating…');
+    const t0 = performance.now();
+    let first = null;
+    const result = await gen.generate($('gen-prompt').value, {
+      maxNewTokens: Number($('gen-tokens').value),
+      temperature: Number($('gen-temperature').value),
+      seed: Number($('gen-seed').value),
+      chat: $('gen-chat').checked,
+      onToken: (piece) => {
+        first ??= performance.now();
+        output.textContent += piece;
+      },
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const decode = first === null || result.ids.length < 2 ? '' :
+      `, ${((result.ids.length - 1) / ((performance.now() - first) / 1000)).toFixed(1)} tokens/s after the first`;
+    $('gen-stats').textContent = `${result.promptTokens} prompt tokens, ${result.ids.length} new (${result.stoppedBy}) ` +
+      `in ${seconds.toFixed(2)} s${decode}`;
+    genStatus('Done.');
+  } catch (e) {
+    genStatus(`${e.name}: ${e.message}`, true);
+  } finally {
+    $('gen-run').disabled = false;
+  }
+}
+
+$('gen-run').addEventListener('click', () => generateText());
+
 await loadClasses();
 // ?model=URL&image=URL: files served next to the page (also used by the page test).
+// ?llm=URL&prompt=TEXT&max_new_tokens=N&max_context=N: generate at load.
 const params = new URLSearchParams(location.search);
+if (params.get('llm')) {
+  $('gen-dir').value = params.get('llm');
+  if (params.get('prompt') !== null) $('gen-prompt').value = params.get('prompt');
+  if (params.get('max_new_tokens')) $('gen-tokens').value = params.get('max_new_tokens');
+  genMaxContext = Number(params.get('max_context') || 0);
+  generateText();
+}
 try {
   if (params.get('model')) modelBytes = new Uint8Array(await (await fetch(params.get('model'))).arrayBuffer());
   if (params.get('image')) image = await loadImage(params.get('image'));
