@@ -105,8 +105,9 @@ typedef void (*f32_gemv_ukernel_fn)(size_t nc, size_t k, const float* x, const f
 //        exactly nc floats per row written.  bias: nc floats or nullptr.
 // m and nc may be any value >= 1: the kernel walks its row tiles (m = 1 is
 // the decode GEMV) and panels and handles remainders itself. Each output is
-// one call's sum over all of k, so splitting m or whole panels across
-// threads does not change results.
+// one call's sum over all of k in a kernel-fixed order that may differ
+// between m = 1 and m > 1 calls (the GEMV keeps several partial sums), but
+// not with the tile a row lands in or how whole panels are split.
 typedef void (*f32_spmm24_ukernel_fn)(size_t m, size_t nc, size_t k, const float* x, size_t x_stride,
                                       const float* w, const uint32_t* widx, const float* bias, float* y,
                                       size_t y_stride);

@@ -88,10 +88,12 @@ class SemiStructuredMatMulOp : public Op {
       });
       return;
     }
-    // Prefill: tiles of 8 rows of X, each against every panel.
-    const size_t tiles = (rows + 7) / 8;
+    // Prefill: tiles of 8 rows of X, each against every panel; the last
+    // chunk takes the remainder too, so no call sees m = 1 (the kernels'
+    // decode path sums in another order) and results do not depend on threads.
+    const size_t tiles = rows / 8;
     parallel_for(a.pool, tiles, 1, [&](size_t b, size_t e) {
-      const size_t r0 = b * 8, r1 = std::min(rows, e * 8);
+      const size_t r0 = b * 8, r1 = e == tiles ? rows : e * 8;
       cfg_.ukernel(r1 - r0, nc, k, x + r0 * k, k, w, widx, bias, y + r0 * nc, nc);
     });
   }
