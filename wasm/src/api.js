@@ -188,6 +188,7 @@ export async function getIsa() {
 //   const gen = await Generator.create('https://host/smollm2/', { maxContext: 512 });
 //   const { text, ids } = await gen.generate('The capital of France is', {
 //     maxNewTokens: 16, onToken: (piece) => out.append(piece) });
+//   for await (const piece of gen.stream('Once upon a time', { temperature: 0.7, seed: 1 })) ...
 //   gen.delete();
 //
 // The decoder directory (model.onnx, model.onnx.data, tokenizer.json,
@@ -367,7 +368,10 @@ export class Generator {
       for (const [name, bytes] of files) M.FS.writeFile(`${dir}/${name}`, bytes, { canOwn: true });
       native = new M.WasmGenerator(dir, threads, isa, maxContext, prefillChunk);
     } finally {
-      for (const [name] of files) M.FS.unlink(`${dir}/${name}`);  // the core keeps what it needs
+      // The core keeps what it needs; the files go (even after a failed write).
+      for (const [name] of files) {
+        try { M.FS.unlink(`${dir}/${name}`); } catch (e) { /* never written */ }
+      }
       M.FS.rmdir(dir);
     }
     const status = native.errorCode();
@@ -446,11 +450,30 @@ export class Generator {
   // the event loop, so a page stays responsive and shows the pieces as they come.
   async generate(prompt, options = {}) {
     this._check();
-    if (options === null || typeof options !== 'object') throw invalidArgument('generate: options must be an object');
-    if (this._busy) throw invalidArgument('generate: this Generator is already generating (await the previous call)');
-    const { chat = false, onToken } = options;
+    const request = this._request(prompt, options, 'generate');
+    const { onToken } = options;
     if (onToken !== undefined && typeof onToken !== 'function') throw invalidArgument('onToken must be a function');
-    const ids = typeof prompt === 'string' ? this.encode(prompt, { chat }) : this._ids(prompt, 'generate');
+    let text = '';
+    for await (const piece of this._pieces(request)) {
+      text += piece;
+      if (onToken && (await onToken(piece)) === false) break;
+    }
+    const { ids, promptTokens, stoppedBy } = this.lastStats;
+    return { text, ids, promptTokens, stoppedBy };
+  }
+
+  // The same generation as an async iterator of text pieces (the options of
+  // generate() but onToken): `for await (const piece of gen.stream(prompt)) ...`;
+  // leaving the loop early stops it. this.lastStats says how it ended.
+  stream(prompt, options = {}) {
+    this._check();
+    return this._pieces(this._request(prompt, options, 'stream'));
+  }
+
+  // Checks generate()/stream() arguments before anything runs.
+  _request(prompt, options, what) {
+    if (options === null || typeof options !== 'object') throw invalidArgument(`${what}: options must be an object`);
+    const ids = typeof prompt === 'string' ? this.encode(prompt, { chat: Boolean(options.chat) }) : this._ids(prompt, what);
     let maxNewTokens = options.maxNewTokens;
     if (maxNewTokens === undefined || maxNewTokens === null) maxNewTokens = this.defaultMaxNewTokens;
     if (typeof maxNewTokens !== 'number' || !Number.isSafeInteger(maxNewTokens) || maxNewTokens < 0) {
@@ -467,46 +490,49 @@ export class Generator {
     const topP = number('topP', options.topP, 1);
     const [seedLo, seedHi] = seedHalves(options.seed === undefined ? 0 : options.seed);
     const stopIds = options.stopIds === undefined || options.stopIds === null ? null : this._ids(options.stopIds, 'stopIds');
+    return { ids, maxNewTokens, temperature, topK, topP, seedLo, seedHi, stopIds };
+  }
 
+  // The token loop (the steps of Generator::generate in the core): yields the
+  // non-empty text pieces; sets this.lastStats = {promptTokens, newTokens, ids,
+  // stoppedBy} when it ends (null after an error).
+  async *_pieces(r) {
+    if (this._busy) throw invalidArgument('this Generator is already generating (finish or leave the previous generation first)');
     this._busy = true;
+    this.lastStats = null;
+    const stats = { promptTokens: r.ids.length, newTokens: 0, ids: [], stoppedBy: 'caller' };
+    let failed = true;
     try {
-      if (!this._native.start(ids, temperature, topK, topP, seedLo, seedHi, stopIds)) this._throwNative();
+      if (!this._native.start(r.ids, r.temperature, r.topK, r.topP, r.seedLo, r.seedHi, r.stopIds)) this._throwNative();
       const decoder = new PieceDecoder();
-      const out = [];
-      let text = '';
-      let stoppedBy = 'max_new_tokens';
-      const emit = async (piece) => {
-        text += piece;
-        if (onToken && (await onToken(piece)) === false) stoppedBy = 'caller';
-      };
-      while (out.length < maxNewTokens) {
+      let reason = 'max_new_tokens';
+      while (stats.ids.length < r.maxNewTokens) {
         const id = this._native.next();
-        if (id === NEXT_STOP_TOKEN) { stoppedBy = 'stop_token'; break; }
-        if (id === NEXT_CONTEXT_FULL) { stoppedBy = 'context_full'; break; }
+        if (id === NEXT_STOP_TOKEN) { reason = 'stop_token'; break; }
+        if (id === NEXT_CONTEXT_FULL) { reason = 'context_full'; break; }
         if (id < 0) this._throwNative();
-        out.push(id);
+        stats.ids.push(id);
+        stats.newTokens = stats.ids.length;
         const piece = decoder.push(this._tokenBytes(id));
-        if (piece) await emit(piece);
-        if (stoppedBy === 'caller') break;
-        if (out.length < maxNewTokens) await yieldToEventLoop();
+        failed = false;  // the consumer may stop at a yield: that is no error
+        if (piece) yield piece;
+        failed = true;
+        if (stats.ids.length < r.maxNewTokens) await yieldToEventLoop();
       }
+      stats.stoppedBy = reason;
+      failed = false;
       const tail = decoder.finish();
-      if (tail) {
-        const by = stoppedBy;
-        await emit(tail);
-        stoppedBy = by;
-      }
-      this.lastStats = { promptTokens: ids.length, newTokens: out.length, stoppedBy };
-      return { text, ids: out, promptTokens: ids.length, stoppedBy };
+      if (tail) yield tail;
     } finally {
       this._busy = false;
+      this.lastStats = failed ? null : stats;
     }
   }
 
   // Frees the model and the KV cache (the object is unusable afterwards).
   delete() {
     if (this._native !== null) {
-      if (this._busy) throw invalidArgument('delete: a generate() call is still running');
+      if (this._busy) throw invalidArgument('delete: a generation is still running (finish or leave it first)');
       this._native.delete();
       this._native = null;
     }

@@ -46,6 +46,12 @@ test('generator: greedy ids match Python and streamed pieces join to the text', 
   // The prompt as ids gives the same continuation.
   const again = await gen.generate(check.greedy.prompt_ids, { maxNewTokens: check.greedy.max_new_tokens });
   assert.deepEqual(again.ids, check.greedy.ids);
+  // The async-iterator form streams the same pieces.
+  const streamed = [];
+  for await (const piece of gen.stream(check.greedy.prompt, { maxNewTokens: check.greedy.max_new_tokens })) streamed.push(piece);
+  assert.deepEqual(streamed, check.greedy.pieces);
+  assert.deepEqual(gen.lastStats.ids, check.greedy.ids);
+  assert.equal(gen.lastStats.stoppedBy, check.greedy.stopped_by);
 });
 
 test('generator: seeded sampling is reproducible and equals Python with the same seed', { skip }, async () => {
@@ -73,6 +79,13 @@ test('generator: stop tokens end generation without being emitted; onToken can s
   assert.equal(stopped.stoppedBy, 'caller');
   assert.equal(calls, 3);
   assert.deepEqual(stopped.ids, check.greedy.ids.slice(0, stopped.ids.length));
+  // Leaving a stream early stops it and frees the generator for the next call.
+  for await (const piece of gen.stream(check.greedy.prompt, { maxNewTokens: 20 })) {
+    assert.equal(piece, check.greedy.pieces[0]);
+    break;
+  }
+  assert.equal(gen.lastStats.stoppedBy, 'caller');
+  assert.deepEqual(gen.lastStats.ids, check.greedy.ids.slice(0, gen.lastStats.ids.length));
   // The cache fills up (the last token is sampled from the last position's logits, never fed).
   const full = await gen.generate(check.full.prompt_ids, { maxNewTokens: 100 });
   assert.deepEqual(full.ids, check.full.ids);
