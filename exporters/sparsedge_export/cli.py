@@ -429,9 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="attention MAC sparsity to reach at 512 tokens of context (default 0.6)")
     export_llm.add_argument("--delta-threshold", type=float, default=None,
                             help="instead of a target: query threshold as a multiple of each head's RMS")
-    export_llm.add_argument("--delta-prob-threshold", type=float, default=0.003,
+    export_llm.add_argument("--delta-prob-threshold", type=float, default=0.001,
                             help="far-key exponential change (fraction of the softmax sum) below which the "
-                            "output is not updated (default 0.003)")
+                            "output is not updated (default 0.001)")
     export_llm.add_argument("--local-window", type=int, default=None,
                             help="recent positions attended exactly (default 32)")
     export_llm.set_defaults(func=cmd_export_llm)

@@ -34,7 +34,7 @@ __all__ = ["DeltaConfig", "DeltaAttentionError", "delta_attention_reference", "d
            "CALIBRATION_CONTEXT"]
 
 DEFAULT_WINDOW = 32
-DEFAULT_P_THRESHOLD = 0.003
+DEFAULT_P_THRESHOLD = 0.001
 CALIBRATION_CONTEXT = 512
 REBASE_GAP = 30.0
 
