@@ -251,7 +251,7 @@ typedef struct sde_generator_options {
   const char* isa;      /* as sde_session_options.isa; borrowed for the call */
   size_t max_context;   /* KV cache positions; 0 (default) = min(the model's
                            context length, 2048) */
-  size_t prefill_chunk; /* prompt tokens per model run; default 64 */
+  size_t prefill_chunk; /* prompt tokens per model run; default 256 */
 } sde_generator_options;
 
 sde_status sde_generator_options_init(sde_generator_options* options);

@@ -349,7 +349,7 @@ PYBIND11_MODULE(_core, m) {
       .def("sample", &PySampler::sample, py::arg("logits"));
   py::class_<PyGenerator>(m, "Generator")
       .def(py::init<const std::string&, size_t, const std::string&, size_t, size_t>(), py::arg("model_dir"),
-           py::arg("threads") = 1, py::arg("isa") = "", py::arg("max_context") = 0, py::arg("prefill_chunk") = 64)
+           py::arg("threads") = 1, py::arg("isa") = "", py::arg("max_context") = 0, py::arg("prefill_chunk") = 256)
       .def("encode_prompt", &PyGenerator::encode_prompt, py::arg("prompt"), py::arg("chat") = false)
       .def("feed", &PyGenerator::feed, py::arg("ids"))
       .def("reset", &PyGenerator::reset)

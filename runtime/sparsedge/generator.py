@@ -37,7 +37,7 @@ class Generator:
     """
 
     def __init__(self, model_dir: str | os.PathLike, threads: int = 1, *, max_context: int | None = None,
-                 prefill_chunk: int = 64, isa: str | None = None) -> None:
+                 prefill_chunk: int = 256, isa: str | None = None) -> None:
         model_dir = os.fspath(model_dir)
         if not os.path.isdir(model_dir):
             raise ModelFileNotFoundError(f"model directory not found: {model_dir!r}")

@@ -603,7 +603,7 @@ static void test_generator_misuse(void) {
   size_t count = 0;
   EXPECT_STATUS(sde_generator_options_init(NULL), SDE_INVALID_ARGUMENT);
   EXPECT_STATUS(sde_generator_options_init(&options), SDE_OK);
-  EXPECT(options.threads == 1 && options.prefill_chunk == 64 && options.max_context == 0);
+  EXPECT(options.threads == 1 && options.prefill_chunk == 256 && options.max_context == 0);
   EXPECT_STATUS(sde_sampling_options_init(&sampling), SDE_OK);
   EXPECT(sampling.temperature == 0.0f && sampling.top_k == 0 && sampling.top_p == 1.0f);
   EXPECT_STATUS(sde_generator_create(NULL, NULL, &gen), SDE_INVALID_ARGUMENT);

@@ -531,7 +531,7 @@ sde_status sde_generator_options_init(sde_generator_options* options) {
     std::memset(options, 0, sizeof(*options));
     options->struct_size = sizeof(*options);
     options->threads = 1;
-    options->prefill_chunk = 64;
+    options->prefill_chunk = 256;
   });
 }
 
