@@ -55,10 +55,13 @@ def test_matches_onnxruntime(tmp_path, isa, out_channels, in_channels, x_shape):
     path = write_model(tmp_path / "m.onnx", sw, x_shape, bias)
     x = rng.standard_normal(x_shape).astype(np.float32)
     ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"X": x})[0]
+    results = []
     for threads in (1, 3):
         got = sparsedge.InferenceSession(path, threads=threads, isa=isa).run(None, {"X": x})[0]
         assert got.shape == ref.shape
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(np.abs(ref).max()))
+        results.append(got)
+    np.testing.assert_array_equal(results[0], results[1])  # thread count does not change the bits
 
 
 @pytest.mark.parametrize("byte", [0b0101, 0b0000, 0b0001 | (0 << 2), 0x13])
