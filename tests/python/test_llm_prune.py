@@ -326,3 +326,12 @@ def test_dense_targets_lower_the_decoder_error(tiny):
                                      dense_targets=dense_targets)
         errors[dense_targets] = _rel(ReferenceDecoder(pruned).forward(ids), ref)
     assert errors[True] < errors[False], errors
+
+
+def test_magnitude_export_needs_no_calibration_and_reports_the_settings(tiny, tmp_path):
+    import json
+
+    out = export_llm(tiny, tmp_path / "mag", "0.5", "2x1", "magnitude", progress=False)
+    meta = {p.key: p.value for p in onnx.load(str(out), load_external_data=False).metadata_props}
+    info = json.loads(meta[fmt.META_LLM_PRUNE])
+    assert info["calibration_tokens"] == 0 and info["selection"] == "global" and info["dense_targets"] is False

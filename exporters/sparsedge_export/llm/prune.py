@@ -477,7 +477,7 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
         raise LlmPruneError("--allocation owl needs fractional sparsity and calibration (wanda, reconstruct)")
     if calibration_max_tokens is None:
         calibration_max_tokens = CALIBRATION_TOKENS[method]
-    if calibration_max_tokens < 2:
+    if method != "magnitude" and calibration_max_tokens < 2:
         raise LlmPruneError(f"--calibration-tokens must be at least 2, got {calibration_max_tokens}")
     if dense_targets is None:
         dense_targets = method == "reconstruct" and DENSE_TARGETS_DEFAULT
