@@ -468,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     gen.add_argument("--max-context", type=int, default=None,
                      help="KV cache positions (default min(model context, 2048))")
-    gen.add_argument("--prefill-chunk", type=int, default=64, help="prompt tokens per model run (default 64)")
+    gen.add_argument("--prefill-chunk", type=int, default=256, help="prompt tokens per model run (default 256)")
     gen.add_argument("--threads", type=int, default=1, help="threads (default 1)")
     gen.add_argument("--quiet", action="store_true", help="no statistics line on stderr")
     gen.set_defaults(func=cmd_generate)
@@ -482,7 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     bllm.add_argument("--prompt-tokens", type=int, default=512, help="prompt length (default 512)")
     bllm.add_argument("--decode-tokens", type=int, default=32, help="decode steps per round (default 32)")
     bllm.add_argument("--rounds", type=int, default=5, help="alternating rounds (default 5)")
-    bllm.add_argument("--prefill-chunk", type=int, default=128, help="sparsedge prompt tokens per run (default 128)")
+    bllm.add_argument("--prefill-chunk", type=int, default=256, help="sparsedge prompt tokens per run (default 256)")
     bllm.add_argument("--threads", type=int, default=1, help="threads for both runtimes (default 1)")
     bllm.add_argument("--vs", choices=["onnxruntime", "none"], default="onnxruntime", help="baseline (default onnxruntime)")
     bllm.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")

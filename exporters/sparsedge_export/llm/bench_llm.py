@@ -138,7 +138,7 @@ def _run_once(runtime: str, model_dir: Path, threads: int, prompt: int, decode: 
 
 
 def bench_llm(model_dirs: list[Path], prompt_tokens: int = 512, decode_tokens: int = 32, rounds: int = 5,
-              threads: int = 1, chunk: int = 128, vs_onnxruntime: bool = True, memory: bool = True,
+              threads: int = 1, chunk: int = 256, vs_onnxruntime: bool = True, memory: bool = True,
               progress: bool = True) -> tuple[dict[str, LlmTiming], str]:
     """Times every directory with sparsedge (and the first with onnxruntime); returns (timings, report)."""
     model_dirs = [Path(d) for d in model_dirs]
