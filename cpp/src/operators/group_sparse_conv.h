@@ -165,7 +165,8 @@ class GroupSparseFullyConnected {
   size_t scratch_bytes(size_t m, size_t threads) const;
   // x: [m, in_features], y: [m, out_features] row-major (must not overlap).
   // m = 1 runs directly on x and y, with the f32-gspmv kernels when the table
-  // has them (the decode GEMV); m > 1 transposes through scratch for f32-gspmm.
+  // has them (the decode GEMV), as do m = 2, 3 (one pass per row); larger m
+  // (or no gspmv) transposes through scratch for f32-gspmm.
   void run(size_t m, const float* x, float* y, void* scratch, ThreadPool* pool) const;
   // e.g. "gspmv-4/avx2+gspmm-24x4/avx2" (m = 1 path first when there is one).
   const char* path_name() const { return path_name_.c_str(); }
