@@ -4,7 +4,8 @@
 // byte indices 4p + {0,1,2,3} (one multiply-add); vqtbl1q_u8 then picks each
 // row's activation from the X quad. Four index vectors (rows 0-3/4-7, first/
 // second kept value) per group are decoded once and reused for up to 8 rows
-// of X; one FMA per 4 rows per kept value, no horizontal sums.
+// of X; one FMA per 4 rows per kept value, no horizontal sums. m = 1 (decode)
+// keeps eight accumulators over two groups to hide the FMA latency.
 #include <arm_neon.h>
 
 #include <cstring>
@@ -70,6 +71,44 @@ void tile(size_t groups, const float* x, size_t x_stride, const float* w, const 
   for (size_t r = 0; r < MR; ++r) finish(lo[r], hi[r], bias, rows, y + r * y_stride);
 }
 
+// One X row (decode) against one panel: eight independent accumulators (two
+// groups in flight, first/second kept value, rows 0-3/4-7) so FMA latency is
+// hidden; summed once at the end.
+void gemv_panel(size_t groups, const float* x, const float* w, const uint32_t* widx, const float* bias, size_t rows,
+                float* y) {
+  const int32_t s0lo[4] = {2, -2, -6, -10}, s0hi[4] = {-14, -18, -22, -26};
+  const int32_t s1lo[4] = {0, -4, -8, -12}, s1hi[4] = {-16, -20, -24, -28};
+  const int32x4_t sh0lo = vld1q_s32(s0lo), sh0hi = vld1q_s32(s0hi), sh1lo = vld1q_s32(s1lo), sh1hi = vld1q_s32(s1hi);
+  float32x4_t acc[8];
+  SDE_NEON_UNROLL
+  for (size_t j = 0; j < 8; ++j) acc[j] = vdupq_n_f32(0.0f);
+  size_t g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    SDE_NEON_UNROLL
+    for (size_t u = 0; u < 2; ++u) {
+      const float* v = w + 16 * (g + u);
+      const uint32x4_t word = vdupq_n_u32(widx[g + u]);
+      const uint8x16_t xq = vreinterpretq_u8_f32(vld1q_f32(x + 4 * (g + u)));
+      acc[4 * u + 0] = vfmaq_f32(acc[4 * u + 0], vld1q_f32(v), pick(xq, byte_index(word, sh0lo)));
+      acc[4 * u + 1] = vfmaq_f32(acc[4 * u + 1], vld1q_f32(v + 4), pick(xq, byte_index(word, sh0hi)));
+      acc[4 * u + 2] = vfmaq_f32(acc[4 * u + 2], vld1q_f32(v + 8), pick(xq, byte_index(word, sh1lo)));
+      acc[4 * u + 3] = vfmaq_f32(acc[4 * u + 3], vld1q_f32(v + 12), pick(xq, byte_index(word, sh1hi)));
+    }
+  }
+  if (g < groups) {
+    const float* v = w + 16 * g;
+    const uint32x4_t word = vdupq_n_u32(widx[g]);
+    const uint8x16_t xq = vreinterpretq_u8_f32(vld1q_f32(x + 4 * g));
+    acc[0] = vfmaq_f32(acc[0], vld1q_f32(v), pick(xq, byte_index(word, sh0lo)));
+    acc[1] = vfmaq_f32(acc[1], vld1q_f32(v + 4), pick(xq, byte_index(word, sh0hi)));
+    acc[2] = vfmaq_f32(acc[2], vld1q_f32(v + 8), pick(xq, byte_index(word, sh1lo)));
+    acc[3] = vfmaq_f32(acc[3], vld1q_f32(v + 12), pick(xq, byte_index(word, sh1hi)));
+  }
+  const float32x4_t lo = vaddq_f32(vaddq_f32(acc[0], acc[2]), vaddq_f32(acc[4], acc[6]));
+  const float32x4_t hi = vaddq_f32(vaddq_f32(acc[1], acc[3]), vaddq_f32(acc[5], acc[7]));
+  finish(lo, hi, bias, rows, y);
+}
+
 template <size_t MR>
 void rows_tile(size_t nc, size_t groups, const float* x, size_t x_stride, const float* w, const uint32_t* widx,
                const float* bias, float* y, size_t y_stride) {
@@ -85,6 +124,12 @@ void sde_f32_spmm24_ukernel_8__neon(size_t m, size_t nc, size_t k, const float* 
                                     const float* w, const uint32_t* widx, const float* bias, float* y,
                                     size_t y_stride) {
   const size_t groups = k / 4;
+  if (m == 1) {
+    for (size_t p0 = 0; p0 < nc; p0 += NR, w += groups * 2 * NR, widx += groups) {
+      gemv_panel(groups, x, w, widx, bias != nullptr ? bias + p0 : nullptr, nc - p0 < NR ? nc - p0 : NR, y + p0);
+    }
+    return;
+  }
   size_t i = 0;
   for (; i + 8 <= m; i += 8) rows_tile<8>(nc, groups, x + i * x_stride, x_stride, w, widx, bias, y + i * y_stride, y_stride);
   const float* xr = x + i * x_stride;

@@ -3,7 +3,8 @@
 // the top two bits by a per-lane multiply (by 2^(30 - 4r), or 2^(28 - 4r) for
 // the second value) and shifted down by 30; 4p + {0,1,2,3} byte indices then
 // let i8x16.swizzle pick each row's activation from the X quad. The four index
-// vectors of a group are decoded once and reused for up to 4 rows of X.
+// vectors of a group are decoded once and reused for up to 4 rows of X; m = 1
+// (decode) keeps eight accumulators over two groups.
 #include <wasm_simd128.h>
 
 #include <cstring>
@@ -54,6 +55,42 @@ void tile(size_t groups, const float* x, size_t x_stride, const float* w, const 
   for (size_t r = 0; r < MR; ++r) store_rows(y + r * y_stride, lo[r], hi[r], bias, rows);
 }
 
+// One X row (decode) against one panel: eight independent accumulators (two
+// groups in flight, first/second kept value, rows 0-3/4-7), summed at the end.
+void gemv_panel(size_t groups, const float* x, const float* w, const uint32_t* widx, const float* bias, size_t rows,
+                float* y) {
+  const v128_t m0lo = wasm_i32x4_make(1 << 30, 1 << 26, 1 << 22, 1 << 18);
+  const v128_t m0hi = wasm_i32x4_make(1 << 14, 1 << 10, 1 << 6, 1 << 2);
+  const v128_t m1lo = wasm_i32x4_make(1 << 28, 1 << 24, 1 << 20, 1 << 16);
+  const v128_t m1hi = wasm_i32x4_make(1 << 12, 1 << 8, 1 << 4, 1);
+  v128_t acc[8];
+  for (size_t j = 0; j < 8; ++j) acc[j] = wasm_f32x4_splat(0.0f);
+  size_t g = 0;
+  for (; g + 2 <= groups; g += 2) {
+    for (size_t u = 0; u < 2; ++u) {
+      const float* v = w + 16 * (g + u);
+      const v128_t word = wasm_i32x4_splat(static_cast<int32_t>(widx[g + u]));
+      const v128_t xq = wasm_v128_load(x + 4 * (g + u));
+      acc[4 * u + 0] = wasm_f32x4_add(acc[4 * u + 0], wasm_f32x4_mul(wasm_v128_load(v), wasm_i8x16_swizzle(xq, byte_index(word, m0lo))));
+      acc[4 * u + 1] = wasm_f32x4_add(acc[4 * u + 1], wasm_f32x4_mul(wasm_v128_load(v + 4), wasm_i8x16_swizzle(xq, byte_index(word, m0hi))));
+      acc[4 * u + 2] = wasm_f32x4_add(acc[4 * u + 2], wasm_f32x4_mul(wasm_v128_load(v + 8), wasm_i8x16_swizzle(xq, byte_index(word, m1lo))));
+      acc[4 * u + 3] = wasm_f32x4_add(acc[4 * u + 3], wasm_f32x4_mul(wasm_v128_load(v + 12), wasm_i8x16_swizzle(xq, byte_index(word, m1hi))));
+    }
+  }
+  if (g < groups) {
+    const float* v = w + 16 * g;
+    const v128_t word = wasm_i32x4_splat(static_cast<int32_t>(widx[g]));
+    const v128_t xq = wasm_v128_load(x + 4 * g);
+    acc[0] = wasm_f32x4_add(acc[0], wasm_f32x4_mul(wasm_v128_load(v), wasm_i8x16_swizzle(xq, byte_index(word, m0lo))));
+    acc[1] = wasm_f32x4_add(acc[1], wasm_f32x4_mul(wasm_v128_load(v + 4), wasm_i8x16_swizzle(xq, byte_index(word, m0hi))));
+    acc[2] = wasm_f32x4_add(acc[2], wasm_f32x4_mul(wasm_v128_load(v + 8), wasm_i8x16_swizzle(xq, byte_index(word, m1lo))));
+    acc[3] = wasm_f32x4_add(acc[3], wasm_f32x4_mul(wasm_v128_load(v + 12), wasm_i8x16_swizzle(xq, byte_index(word, m1hi))));
+  }
+  const v128_t lo = wasm_f32x4_add(wasm_f32x4_add(acc[0], acc[2]), wasm_f32x4_add(acc[4], acc[6]));
+  const v128_t hi = wasm_f32x4_add(wasm_f32x4_add(acc[1], acc[3]), wasm_f32x4_add(acc[5], acc[7]));
+  store_rows(y, lo, hi, bias, rows);
+}
+
 template <size_t MR>
 void rows_tile(size_t nc, size_t groups, const float* x, size_t x_stride, const float* w, const uint32_t* widx,
                const float* bias, float* y, size_t y_stride) {
@@ -69,6 +106,12 @@ void sde_f32_spmm24_ukernel_8__wasmsimd(size_t m, size_t nc, size_t k, const flo
                                         const float* w, const uint32_t* widx, const float* bias, float* y,
                                         size_t y_stride) {
   const size_t groups = k / 4;
+  if (m == 1) {
+    for (size_t p0 = 0; p0 < nc; p0 += NR, w += groups * 2 * NR, widx += groups) {
+      gemv_panel(groups, x, w, widx, bias != nullptr ? bias + p0 : nullptr, nc - p0 < NR ? nc - p0 : NR, y + p0);
+    }
+    return;
+  }
   size_t i = 0;
   for (; i + 4 <= m; i += 4) rows_tile<4>(nc, groups, x + i * x_stride, x_stride, w, widx, bias, y + i * y_stride, y_stride);
   const float* xr = x + i * x_stride;
