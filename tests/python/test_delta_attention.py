@@ -211,3 +211,32 @@ def test_export_and_perplexity_report(tmp_path, capsys):
         assert "finite and >= 0" in capsys.readouterr().err
     assert cli_main(["perplexity", str(out), "--text", str(text), "--report-attention-sparsity"]) == 2
     assert "--runtime sparsedge" in capsys.readouterr().err
+
+
+def test_delta_target_calibration_meets_its_estimate(tmp_path):
+    """--delta-target bisects the relative level; the chosen level's estimated sparsity meets the target."""
+    import json
+
+    import onnx
+
+    from test_llm_export import _tiny_llama_gguf
+
+    gguf = _tiny_llama_gguf(tmp_path / "tiny.gguf")
+    text = tmp_path / "text.txt"
+    text.write_text("the theory then the thesis " * 40, encoding="utf-8")
+    out = tmp_path / "m"
+    assert cli_main(["export-llm", str(gguf), "-o", str(out), "--sparsity", "none", "--delta-attention",
+                     "--delta-target", "0.3", "--local-window", "4", "--calibration", str(text)]) == 0
+    model = onnx.load(str(out / "model.onnx"), load_external_data=False)
+    meta = json.loads({p.key: p.value for p in model.metadata_props}[fmt.META_DELTA_ATTENTION])
+    assert meta["window"] == 4 and meta["estimated_sparsity"] >= 0.3 and meta["level"] > 0
+    nodes = [n for n in model.graph.node if n.op_type == fmt.CAUSAL_ATTENTION]
+    for node in nodes:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        assert attrs[fmt.ATTR_DELTA_WINDOW] == 4 and len(attrs[fmt.ATTR_DELTA_Q_THRESHOLDS]) == 4
+        assert all(t > 0 for t in attrs[fmt.ATTR_DELTA_Q_THRESHOLDS])
+    with pytest.raises(DeltaAttentionError, match="not reachable"):
+        from sparsedge_export.llm import load_gguf
+        from sparsedge_export.llm.delta import calibrate
+
+        calibrate(load_gguf(gguf, progress=False), text.read_text(), window=400, target=0.9, progress=False)
