@@ -6,8 +6,13 @@ Methods, per linear layer ``W`` [O, I] with calibration inputs ``X`` [tokens, I]
 - ``wanda``: keep the largest ``|W_oj| * ||X_j||`` (Sun et al. 2023).
 - ``reconstruct``: SparseGPT (Frantar & Alistarh 2023): ``H = X^T X`` (+1% mean-diagonal
   damping), columns processed left to right in chunks of 128; the mask is chosen by the
-  OBS saliency ``w^2 / [H^-1]_jj^2`` (per 2:4 group, or per block row within a chunk) and each
-  pruned column's error is spread over the columns not yet processed.
+  OBS saliency ``w^2 / [H^-1]_jj^2`` (per 2:4 group; for Bx1 blocks one threshold over the whole
+  128-column chunk, ``selection="global"``, so block rows keep different counts, or the same count
+  per block row, ``"row"``) and each pruned column's error is spread over the columns not yet processed.
+
+Options (measured on SmolLM2-135M in docs/ACCURACY.md): ``dense_targets`` refits each layer to the
+dense model's outputs before pruning (off by default: it was worse there); ``allocation="owl"``
+spreads the group sparsity over blocks by their activation outliers (OWL), same overall fraction.
 
 Calibration runs the numpy decoder block by block: each block's linear inputs are taken
 from the model pruned so far (q/k/v share one Hessian, gate/up another), as SparseGPT does.
@@ -36,7 +41,8 @@ from .reference import rms_norm, rope_adjacent_pairs, silu
 from .semistructured import encode_2_4, make_semi_structured_node, semi_structured_function
 
 __all__ = ["PruneTarget", "parse_target", "prune_decoder", "export_llm", "calibration_tokens",
-           "mask_2_4", "mask_blocks", "prune_weight", "METHODS", "LAYER_SETS"]
+           "mask_2_4", "mask_blocks", "prune_weight", "owl_fractions", "allocate_fractions", "METHODS", "LAYER_SETS",
+           "SELECTIONS", "ALLOCATIONS"]
 
 METHODS = ("magnitude", "wanda", "reconstruct")
 ATTN = ("attn_q", "attn_k", "attn_v", "attn_output")
