@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="magnitude (default), wanda (|W| x input norms) or reconstruct (SparseGPT)")
     export_llm.add_argument("--calibration", metavar="TEXT", help="calibration text file (wanda, reconstruct)")
     export_llm.add_argument("--calibration-tokens", type=int, default=None,
-                            help="calibration tokens used, in sequences of 256 (default 4096 for reconstruct, "
+                            help="calibration tokens used, in sequences of 256 (default 8192 for reconstruct, "
                             "2048 for wanda)")
     export_llm.add_argument("--selection", choices=["global", "row"], default="global",
                             help="group sparsity: drop the lowest-scoring blocks of each 128-column chunk over the "

@@ -53,7 +53,7 @@ SELECTIONS = ("global", "row")
 ALLOCATIONS = ("uniform", "owl")
 OWL_LAMBDA = 0.08
 OWL_M = 5.0
-CALIBRATION_TOKENS = {"magnitude": 0, "wanda": 2048, "reconstruct": 4096}  # defaults of --calibration-tokens
+CALIBRATION_TOKENS = {"magnitude": 0, "wanda": 2048, "reconstruct": 8192}  # defaults of --calibration-tokens
 DENSE_TARGETS_DEFAULT = False  # measured worse on SmolLM2 2:4 (docs/ACCURACY.md); opt in with dense_targets=True
 DAMPING = 0.01
 CHUNK = 128
