@@ -100,7 +100,6 @@ class _Onnxruntime:
     def prefill(self, ids):
         empty = np.zeros([1, 0, *self.kv_tail], np.float32)
         logits, self.cache = self._run(ids, 0, {n: empty for n in self.past_names})
-        self.start = len(ids)
         return logits
 
     def decode(self, start: int, steps) -> list[float]:
