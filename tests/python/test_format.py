@@ -6,6 +6,7 @@ BSR data is an InvalidModelError naming the problem."""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
@@ -214,3 +215,46 @@ def test_wrong_domain_version_is_unsupported():
             opset.version = 2
     with pytest.raises(sparsedge.UnsupportedError, match="version 2"):
         sparsedge.InferenceSession(model.SerializeToString())
+
+
+def _resident_bytes(path) -> int:
+    """Resident bytes of this process's mappings of ``path`` (/proc/self/smaps)."""
+    total, inside = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            first = line.split(maxsplit=1)[0]
+            if "-" in first and not first.endswith(":"):  # a mapping header: "start-end perms ... path"
+                inside = line.rstrip().endswith(str(path))
+            elif inside and first == "Rss:":
+                total += int(line.split()[1]) * 1024
+    return total
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/smaps"), reason="needs Linux /proc")
+def test_group_sparse_matmul_releases_mapped_weights_after_packing(tmp_path):
+    # GroupSparseMatMul packs its BSR at the first shape inference (it needs the input's
+    # feature count). The mapped originals must leave memory then, or a sparse model holds
+    # its weights twice (once packed, once mapped) and outgrows the dense one.
+    rng = np.random.default_rng(7)
+    out_f, in_f, block = 512, 512, 4
+    values, cols, row_ptr, dense = random_bsr(rng, out_f, in_f, block, 1, 0.7)
+    node = helper.make_node(fmt.GROUP_SPARSE_MATMUL, ["x", "values", "cols", "row_ptr"], ["y"], domain=fmt.DOMAIN,
+                            **{fmt.ATTR_BLOCK_SIZE: block, fmt.ATTR_OUT_CHANNELS: out_f})
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, in_f])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(values, "values"), numpy_helper.from_array(cols, "cols"),
+         numpy_helper.from_array(row_ptr, "row_ptr")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", fmt.ONNX_OPSET),
+                                                    helper.make_opsetid(fmt.DOMAIN, fmt.DOMAIN_VERSION)])
+    model.ir_version = fmt.IR_VERSION
+    path, data = tmp_path / "gs.onnx", tmp_path / "gs.data"  # external data: mapped in place, as LLM exports are
+    onnx.save(model, str(path), save_as_external_data=True, location=data.name, size_threshold=1024)
+    session = sparsedge.InferenceSession(str(path))
+    assert _resident_bytes(data) < values.nbytes // 4  # released once the op is built
+    x = rng.standard_normal((1, in_f)).astype(np.float32)
+    for _ in range(2):
+        out = session.run(None, {"x": x})[0]
+    np.testing.assert_allclose(out, x @ dense[:, :, 0].T, rtol=1e-4, atol=1e-3)
+    assert values.nbytes > 512 * 1024
+    assert _resident_bytes(data) < values.nbytes // 4, (_resident_bytes(data), values.nbytes)

@@ -383,6 +383,14 @@ std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes
     }
   }
   inferred_plan_ = plan.get();
+  // Some ops pack their constants at the first shape inference (they need
+  // the input's feature count): let the mapped originals leave memory again.
+  if (!constants_released_) {
+    constants_released_ = true;
+    for (const Value& v : values_) {
+      if (v.constant.defined() && v.constant.bytes() >= (size_t(1) << 16)) release_mapped_pages(v.constant.data, v.constant.bytes());
+    }
+  }
   return plan;
 }
 

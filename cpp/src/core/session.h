@@ -114,6 +114,7 @@ class Session {
   // Ops keep shape-dependent state from infer(); the plan it was last run for.
   const Plan* inferred_plan_ = nullptr;
   size_t plans_placed_ = 0, plans_reused_ = 0;  // counters for stats()
+  bool constants_released_ = false;  // mapped constants released again after the first shape inference
   std::mutex run_mutex_;
 };
 
