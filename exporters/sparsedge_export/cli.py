@@ -188,7 +188,9 @@ def cmd_export_llm(args: argparse.Namespace) -> int:
         path = export_llm(args.model, args.output, args.sparsity, pattern=args.pattern, method=args.method,
                           calibration_text=text, layers=args.layers, calibration_max_tokens=args.calibration_tokens,
                           progress=True, selection=args.selection, dense_targets=args.dense_targets,
-                          allocation=args.allocation, owl_lambda=args.owl_lambda)
+                          allocation=args.allocation, owl_lambda=args.owl_lambda,
+                          recover_steps=args.recover_steps, recover_lr=args.recover_lr,
+                          recover_batch=args.recover_batch)
     if delta is not None:
         from .llm.delta import apply_delta_attention
 
@@ -420,6 +422,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "fraction)")
     export_llm.add_argument("--owl-lambda", type=float, default=0.08,
                             help="OWL: block fractions span the target +- this (default 0.08)")
+    export_llm.add_argument("--recover-steps", type=int, default=0, metavar="N",
+                            help="after pruning, N steps of distillation from the dense model on the whole "
+                            "--calibration text (kept weights and norms learn, the sparsity pattern stays; needs "
+                            "PyTorch; about 10 s a step on 2 cores for SmolLM2-135M; default 0: off)")
+    export_llm.add_argument("--recover-lr", type=float, default=None,
+                            help="recovery learning rate (AdamW, warm-up then cosine; default 2e-4)")
+    export_llm.add_argument("--recover-batch", type=int, default=None,
+                            help="recovery sequences of 256 tokens per step (default 4)")
     export_llm.add_argument("--layers", choices=["all", "mlp"], default="all",
                             help="prune every decoder linear layer (default) or the MLP only")
     export_llm.add_argument("--delta-attention", action="store_true",

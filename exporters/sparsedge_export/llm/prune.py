@@ -459,10 +459,13 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
                method: str = "magnitude", calibration_text: str | None = None, layers: str = "all",
                calibration_max_tokens: int | None = None, calibration_seq_len: int = 256,
                progress: bool = True, selection: str = "global", dense_targets: bool | None = None,
-               allocation: str = "uniform", owl_lambda: float = OWL_LAMBDA) -> Path:
+               allocation: str = "uniform", owl_lambda: float = OWL_LAMBDA, recover_steps: int = 0,
+               recover_lr: float | None = None, recover_batch: int | None = None) -> Path:
     """Prune ``gguf_path``'s decoder and write the model directory; returns ``out_dir/model.onnx``.
 
-    ``calibration_max_tokens`` None: ``CALIBRATION_TOKENS[method]``; ``dense_targets`` None: on for reconstruct.
+    ``calibration_max_tokens`` None: ``CALIBRATION_TOKENS[method]``; ``dense_targets`` None: off (measured
+    worse). ``recover_steps`` > 0: distil the dense model into the pruned one on the whole calibration
+    text afterwards (``recover.recover``; needs PyTorch), masks unchanged.
     """
     from .build import MODEL_FILE, build_decoder_dir
 
@@ -487,6 +490,15 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
         raise LlmPruneError(f"--calibration-tokens must be at least 2, got {calibration_max_tokens}")
     if dense_targets is None:
         dense_targets = method == "reconstruct" and DENSE_TARGETS_DEFAULT
+    if recover_steps < 0:
+        raise LlmPruneError(f"--recover-steps must be 0 (off) or more, got {recover_steps}")
+    if recover_steps and calibration_text is None:
+        raise LlmPruneError("--recover-steps needs calibration text (--calibration): recovery distils the dense "
+                            "model on it")
+    if recover_steps:
+        from .recover import check_recover_settings
+
+        check_recover_settings(recover_lr, recover_batch)
     if not Path(gguf_path).is_file():
         raise LlmPruneError(f"GGUF file not found: {gguf_path}")
     gm = load_gguf(gguf_path, progress=progress)
@@ -501,6 +513,11 @@ def export_llm(gguf_path: Path | str, out_dir: Path | str, sparsity: str = "2:4"
             "calibration_tokens": sum(len(s) for s in calibration) if calibration else 0,
             "selection": selection, "dense_targets": bool(dense_targets and method == "reconstruct"),
             "allocation": allocation, "report": report}
+    if recover_steps:
+        from .recover import recover, recovery_tokens
+
+        pruned, info["recover"] = recover(gm, pruned, masks, recovery_tokens(gm, calibration_text), recover_steps,
+                                          lr=recover_lr, batch=recover_batch, progress=progress)
     finals = build_decoder_dir(pruned, out_dir,
                                transform=lambda d: sparsify_graph(d, pruned, target, masks, info))
     if progress:
