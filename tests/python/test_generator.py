@@ -73,6 +73,43 @@ def test_chunk_size_does_not_change_logits(gen, smollm2_dir):
     assert np.abs(chunked - ref).max() <= 1e-4 * np.abs(ref).max()
 
 
+def test_long_prefill_skips_the_lm_head_and_keeps_the_logits(smollm2_dir):
+    # 150 tokens. Chunk 96: 96 rows compute the KV cache only, then 54 rows with
+    # logits (at most 64 rows run whole). Chunk 256: 149 rows without logits, then
+    # the last token alone. Both give the logits of one whole-prompt session run,
+    # and every run reuses the reserved plan (fewer nodes fit its arena).
+    ids = list(range(1000, 1150))
+    ref = _session_logits(smollm2_dir / "model.onnx", ids, [])[0]
+    for chunk in (96, 256):
+        g = sparsedge.Generator(smollm2_dir, max_context=256, prefill_chunk=chunk)
+        g._gen.feed(ids)
+        got = g._gen.logits()
+        assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max(), chunk
+        assert g._gen.position() == len(ids)
+        stats = g._gen.stats()
+        assert stats["session.plans_placed"] == 0 and stats["session.plans_reused"] >= 2
+
+
+def test_session_runs_only_what_the_requested_outputs_need(smollm2_dir):
+    # The KV cache of layer 0 needs layer 0's attention only: 1/30 of the
+    # attention work of a full run (counted by the CausalAttention ops).
+    session = sparsedge.InferenceSession(str(smollm2_dir / "model.onnx"))
+    feeds = {"input_ids": np.array([[1, 2, 3, 4]], np.int64), "position_ids": np.arange(4, dtype=np.int64)[None]}
+    feeds.update({i.name: np.zeros((1, 0, 3, 64), np.float32) for i in session.get_inputs() if i.name.startswith("past")})
+    names = [o.name for o in session.get_outputs()]
+    full = dict(zip(names, session.run(None, feeds)))
+    full_macs = session.get_stats()["attention.macs_dense"]
+    session.reset_stats()
+    (key0,) = session.run(["present_key_0"], feeds)
+    np.testing.assert_array_equal(key0, full["present_key_0"])
+    layers = sum(n.startswith("present_key_") for n in names)
+    assert session.get_stats()["attention.macs_dense"] * layers == full_macs
+    session.reset_stats()
+    (logits,) = session.run(["logits"], feeds)
+    np.testing.assert_array_equal(logits, full["logits"])
+    assert session.get_stats()["attention.macs_dense"] == full_macs
+
+
 def test_greedy_paris_and_streaming(gen):
     pieces = list(gen.generate(PROMPT, max_new_tokens=3))
     text = "".join(pieces)

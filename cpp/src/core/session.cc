@@ -303,7 +303,7 @@ void Session::reset_stats() {
 }
 
 std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes,
-                                          const std::vector<int>& bound_ids) {
+                                          const std::vector<int>& bound_ids, const std::vector<int>& needed_ids) {
   auto plan = std::make_unique<Plan>();
   const size_t nv = values_.size();
   plan->bound = bound_ids;
@@ -353,6 +353,21 @@ std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes
     }
   }
   plan->scratch_bytes = align_up(scratch, 64);
+  // Run only what the needed outputs depend on (walking back from them).
+  std::vector<char> need(nv, 0);
+  for (int id : needed_ids) need[id] = 1;
+  for (size_t i = nodes_.size(); i-- > 0;) {
+    if (!plan->runs[i]) continue;
+    bool used = false;
+    for (int id : nodes_[i].outputs) used = used || (id >= 0 && need[id]);
+    if (!used) {
+      plan->runs[i] = false;
+      continue;
+    }
+    for (int id : nodes_[i].inputs) {
+      if (id >= 0) need[id] = 1;
+    }
+  }
 
   // Lifetimes of run-time values (produced by a node that runs).
   const size_t kForever = nodes_.size() + 1;
@@ -434,7 +449,12 @@ void Session::place(Plan& plan) {
 // May `plan` run in `reserved`'s arena? Same executed nodes (so the same
 // lifetimes), the same bound outputs, and every buffer no larger.
 bool Session::fits(const Plan& plan, const Plan& reserved) const {
-  if (plan.runs != reserved.runs || plan.bound != reserved.bound) return false;
+  if (plan.bound != reserved.bound) return false;
+  // A subset of the reserved nodes: every value then lives within its reserved
+  // lifetime, so the reserved offsets cannot overlap.
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    if (plan.runs[i] && !reserved.runs[i]) return false;
+  }
   if (plan.scratch_bytes > reserved.scratch_capacity) return false;
   for (size_t v = 0; v < plan.sizes.size(); ++v) {
     if (plan.sizes[v] == 0) continue;
@@ -484,14 +504,15 @@ void Session::reinfer(const Plan& plan) {
   inferred_plan_ = &plan;
 }
 
-const Plan& Session::plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids) {
-  PlanKey key{input_shapes, bound_ids};
+const Plan& Session::plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids,
+                              const std::vector<int>& needed_ids) {
+  PlanKey key{input_shapes, bound_ids, needed_ids};
   auto it = plans_.find(key);
   if (it != plans_.end()) {
     reinfer(*it->second);
     return *it->second;
   }
-  std::unique_ptr<Plan> plan = infer_plan(input_shapes, bound_ids);
+  std::unique_ptr<Plan> plan = infer_plan(input_shapes, bound_ids, needed_ids);
   if (reserved_ && fits(*plan, *reserved_)) {
     // Borrow the reserved arena: same offsets, this run's shapes.
     plan->offsets = reserved_->offsets;
@@ -542,7 +563,11 @@ void Session::reserve(const std::vector<std::pair<std::string, Shape>>& input_sh
   std::sort(bound_ids.begin(), bound_ids.end());
   transient_.reset();
   reserved_.reset();
-  std::unique_ptr<Plan> plan = infer_plan(shapes, bound_ids);
+  std::vector<int> all = output_ids_;
+  all.insert(all.end(), bound_ids.begin(), bound_ids.end());
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  std::unique_ptr<Plan> plan = infer_plan(shapes, bound_ids, all);
   place(*plan);
   make_views(*plan);
   reserved_ = std::move(plan);
@@ -638,8 +663,12 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
     }
   }
   std::sort(bound_ids.begin(), bound_ids.end());
+  std::vector<int> needed = wanted;
+  needed.insert(needed.end(), bound_ids.begin(), bound_ids.end());
+  std::sort(needed.begin(), needed.end());
+  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
 
-  const Plan& plan = plan_for(shapes, bound_ids);
+  const Plan& plan = plan_for(shapes, bound_ids, needed);
   std::vector<Tensor>& tensors = const_cast<Plan&>(plan).tensors;
   for (const auto& b : bound_by_id) {
     const Tensor& dst = *b.second;

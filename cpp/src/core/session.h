@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/model.h"
@@ -61,6 +62,8 @@ class Session {
   // output's (checked). Bound outputs take no arena space. A bound output may
   // share memory with an input only where the producing op allows it (an LLM
   // KV cache: CausalAttention's present may alias its past for batch 1).
+  // Only the nodes that the requested and bound outputs depend on run: an LLM
+  // prefill chunk that asks for its KV cache alone skips the LM head.
   std::vector<Tensor> run(const std::vector<std::pair<std::string, Tensor>>& feeds,
                           const std::vector<std::string>& output_names,
                           const std::vector<std::pair<std::string, Tensor>>& bound);
@@ -70,6 +73,8 @@ class Session {
   // every buffer fits that plan's arena, with the same nodes executed, reuse
   // it: shapes are re-inferred (cheap) but nothing is placed or allocated, so
   // a growing sequence (one more KV position per token) costs no planning.
+  // The reservation computes every output; runs asking for fewer (a subset of
+  // its nodes) reuse it too.
   void reserve(const std::vector<std::pair<std::string, Shape>>& input_shapes,
                const std::vector<std::string>& bound_outputs);
   // Bytes of the arena (activations + scratch) of the reserved plan, 0 if none.
@@ -89,9 +94,12 @@ class Session {
 
   void compile(Model& model);
   int value_id(const std::string& name);
-  using PlanKey = std::pair<std::vector<Shape>, std::vector<int>>;  // input shapes, bound output ids
-  const Plan& plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids);
-  std::unique_ptr<Plan> infer_plan(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids);
+  // Input shapes, bound output ids, needed output ids (requested or bound), all sorted.
+  using PlanKey = std::tuple<std::vector<Shape>, std::vector<int>, std::vector<int>>;
+  const Plan& plan_for(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids,
+                       const std::vector<int>& needed_ids);
+  std::unique_ptr<Plan> infer_plan(const std::vector<Shape>& input_shapes, const std::vector<int>& bound_ids,
+                                   const std::vector<int>& needed_ids);
   void place(Plan& plan);
   void make_views(Plan& plan) const;
   bool fits(const Plan& plan, const Plan& reserved) const;

@@ -17,6 +17,7 @@ using nlohmann::json;
 namespace {
 
 constexpr size_t kDefaultContext = 2048;
+constexpr size_t kSplitLastRows = 64;  // a last chunk longer than this runs its final token alone
 
 bool read_text(const std::string& path, std::string& out) {
   std::ifstream in(path, std::ios::binary);
@@ -235,7 +236,7 @@ const float* Generator::logits() const {
   return logits_.data();
 }
 
-void Generator::run_chunk(const int32_t* ids, size_t count) {
+void Generator::run_chunk(const int32_t* ids, size_t count, bool logits_wanted) {
   const int64_t t = static_cast<int64_t>(count), p = static_cast<int64_t>(position_);
   const int64_t kv = static_cast<int64_t>(kv_heads_), hd = static_cast<int64_t>(head_dim_);
   ids_.assign(ids, ids + count);
@@ -249,6 +250,12 @@ void Generator::run_chunk(const int32_t* ids, size_t count) {
     // the same buffer: the attention op appends the T new rows in place.
     feeds.push_back({past_names_[i], Tensor::view(DType::kFloat32, {1, p, kv, hd}, cache_[i].get())});
     bound.push_back({present_names_[i], Tensor::view(DType::kFloat32, {1, p + t, kv, hd}, cache_[i].get())});
+  }
+  if (!logits_wanted) {
+    session_->run(feeds, present_names_, bound);
+    position_ += count;
+    has_logits_ = false;
+    return;
   }
   std::vector<Tensor> out = session_->run(feeds, {"logits"}, bound);
   const Tensor& logits = out[0];
@@ -275,7 +282,21 @@ void Generator::feed(const int32_t* ids, size_t count) {
   }
   const size_t start = position_;
   try {
-    for (size_t done = 0; done < count; done += chunk_) run_chunk(ids + done, std::min(chunk_, count - done));
+    // Only the last token's logits are kept: earlier chunks compute the KV
+    // cache alone, and a long last chunk leaves its final token to a run of its
+    // own (one more pass over the weights costs less than the LM head on many
+    // rows: 2 x hidden x vocab multiply-adds per row).
+    for (size_t done = 0; done < count;) {
+      const size_t n = std::min(chunk_, count - done);
+      const bool last = done + n == count;
+      if (last && n > kSplitLastRows) {
+        run_chunk(ids + done, n - 1, false);
+        run_chunk(ids + done + n - 1, 1, true);
+      } else {
+        run_chunk(ids + done, n, last);
+      }
+      done += n;
+    }
   } catch (...) {
     position_ = start;  // the rows past `start` are garbage; the cache before it is intact
     has_logits_ = false;

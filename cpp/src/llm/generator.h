@@ -91,7 +91,9 @@ class Generator {
                                 const std::function<bool(int32_t)>& on_token = nullptr);
 
  private:
-  void run_chunk(const int32_t* ids, size_t count);
+  // One graph run over `count` new tokens; with `logits` false only the KV
+  // cache is computed (the LM head is skipped: Session runs what is asked).
+  void run_chunk(const int32_t* ids, size_t count, bool logits);
 
   std::unique_ptr<Session> session_;
   std::unique_ptr<Tokenizer> tokenizer_;
