@@ -39,8 +39,8 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - depends on the environment
-        raise LlmPruneError("--recover-steps needs PyTorch: pip install torch "
-                            "(the CPU build is enough), or export without recovery") from None
+        raise LlmPruneError("--recover-steps needs PyTorch: pip install torch (the CPU build is enough; "
+                            "or the package's [recover] extra), or export without recovery") from None
     return torch
 
 
