@@ -259,10 +259,7 @@ void Session::compile(Model& model) {
     // The op has packed what it needs from its constant inputs: let the
     // mapped originals leave memory (read back from the page cache if an op
     // still reads them).
-    for (size_t i = 0; i < n.inputs.size(); ++i) {
-      auto c = n.has_input(i) ? consts.find(n.inputs[i]) : consts.end();
-      if (c != consts.end() && c->second.bytes() >= (size_t(1) << 16)) release_mapped_pages(c->second.data, c->second.bytes());
-    }
+    release_constants(cn);
     nodes_.push_back(std::move(cn));
   }
   for (const ValueInfo& vi : outputs_) {
@@ -302,6 +299,16 @@ void Session::reset_stats() {
   plans_placed_ = plans_reused_ = 0;
 }
 
+// Large mapped constant inputs of `cn` leave memory (madvise; they are read
+// back from the page cache if an op still reads them).
+void Session::release_constants(const CompiledNode& cn) const {
+  for (int id : cn.inputs) {
+    if (id < 0) continue;
+    const Tensor& c = values_[id].constant;
+    if (c.defined() && c.bytes() >= (size_t(1) << 16)) release_mapped_pages(c.data, c.bytes());
+  }
+}
+
 std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes,
                                           const std::vector<int>& bound_ids, const std::vector<int>& needed_ids) {
   auto plan = std::make_unique<Plan>();
@@ -332,6 +339,10 @@ std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes
     }
     out.assign(cn.outputs.size(), ValueMeta());
     cn.op->infer(in, out);
+    // Some ops pack their constants at the first shape inference (they need
+    // the input's feature count): let the mapped originals leave memory again
+    // now, node by node, so that the load peak holds one layer twice, not all.
+    if (!constants_released_) release_constants(cn);
     bool outputs_known = true;
     for (auto& m : out) outputs_known = outputs_known && m.is_constant();
     if (all_known && cn.op->foldable() && !outputs_known) {
@@ -398,14 +409,7 @@ std::unique_ptr<Plan> Session::infer_plan(const std::vector<Shape>& input_shapes
     }
   }
   inferred_plan_ = plan.get();
-  // Some ops pack their constants at the first shape inference (they need
-  // the input's feature count): let the mapped originals leave memory again.
-  if (!constants_released_) {
-    constants_released_ = true;
-    for (const Value& v : values_) {
-      if (v.constant.defined() && v.constant.bytes() >= (size_t(1) << 16)) release_mapped_pages(v.constant.data, v.constant.bytes());
-    }
-  }
+  constants_released_ = true;
   return plan;
 }
 

@@ -93,6 +93,7 @@ class Session {
   };
 
   void compile(Model& model);
+  void release_constants(const CompiledNode& cn) const;
   int value_id(const std::string& name);
   // Input shapes, bound output ids, needed output ids (requested or bound), all sorted.
   using PlanKey = std::tuple<std::vector<Shape>, std::vector<int>, std::vector<int>>;
