@@ -8,8 +8,8 @@ is the dense model itself, never the text (recovery cannot learn the book, only 
 reading of it). The masks never change: pruned weights stay exactly zero, so the exported sparse
 pattern is the one chosen by pruning. The tied embedding / LM head stays frozen.
 
-This needs PyTorch (CPU is enough: SmolLM2-135M takes a few seconds per step of 2048 tokens on two
-cores); everything else in the exporter is numpy.
+This needs PyTorch 2.5 or later (CPU is enough: SmolLM2-135M takes about 10.6 s per step of
+4 x 256 tokens on two cores, teacher forward included); everything else in the exporter is numpy.
 """
 
 from __future__ import annotations
