@@ -42,6 +42,13 @@ constexpr int64_t kMaxOpset = 24;
 
 size_t align_up(size_t n, size_t a) { return (n + a - 1) / a * a; }
 
+std::vector<int> sorted_union(std::vector<int> a, const std::vector<int>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  a.erase(std::unique(a.begin(), a.end()), a.end());
+  return a;
+}
+
 std::string describe_input(const ValueInfo& vi) {
   std::string s = "'" + vi.name + "' (" + dtype_name(vi.dtype);
   if (vi.has_shape) {
@@ -450,8 +457,8 @@ void Session::place(Plan& plan) {
   plan.scratch = static_cast<char*>(plan.arena.get()) + scratch_offset;
 }
 
-// May `plan` run in `reserved`'s arena? Same executed nodes (so the same
-// lifetimes), the same bound outputs, and every buffer no larger.
+// May `plan` run in `reserved`'s arena? A subset of its executed nodes, the
+// same bound outputs, and every buffer no larger.
 bool Session::fits(const Plan& plan, const Plan& reserved) const {
   if (plan.bound != reserved.bound) return false;
   // A subset of the reserved nodes: every value then lives within its reserved
@@ -567,11 +574,7 @@ void Session::reserve(const std::vector<std::pair<std::string, Shape>>& input_sh
   std::sort(bound_ids.begin(), bound_ids.end());
   transient_.reset();
   reserved_.reset();
-  std::vector<int> all = output_ids_;
-  all.insert(all.end(), bound_ids.begin(), bound_ids.end());
-  std::sort(all.begin(), all.end());
-  all.erase(std::unique(all.begin(), all.end()), all.end());
-  std::unique_ptr<Plan> plan = infer_plan(shapes, bound_ids, all);
+  std::unique_ptr<Plan> plan = infer_plan(shapes, bound_ids, sorted_union(output_ids_, bound_ids));
   place(*plan);
   make_views(*plan);
   reserved_ = std::move(plan);
@@ -667,12 +670,7 @@ std::vector<Tensor> Session::run(const std::vector<std::pair<std::string, Tensor
     }
   }
   std::sort(bound_ids.begin(), bound_ids.end());
-  std::vector<int> needed = wanted;
-  needed.insert(needed.end(), bound_ids.begin(), bound_ids.end());
-  std::sort(needed.begin(), needed.end());
-  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
-
-  const Plan& plan = plan_for(shapes, bound_ids, needed);
+  const Plan& plan = plan_for(shapes, bound_ids, sorted_union(wanted, bound_ids));
   std::vector<Tensor>& tensors = const_cast<Plan&>(plan).tensors;
   for (const auto& b : bound_by_id) {
     const Tensor& dst = *b.second;
