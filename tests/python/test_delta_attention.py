@@ -184,13 +184,17 @@ def test_onnxruntime_runs_a_delta_node_as_dense():
 
 
 # ---------------------------------------------------------------- CLI end to end on a tiny llama
-def test_export_and_perplexity_report(tmp_path, capsys):
+def _tiny_export_inputs(tmp_path):
+    """A tiny llama GGUF, a calibration text and the output directory for export-llm."""
     from test_llm_export import _tiny_llama_gguf
 
-    gguf = _tiny_llama_gguf(tmp_path / "tiny.gguf")
     text = tmp_path / "text.txt"
     text.write_text("the theory then the thesis " * 40, encoding="utf-8")
-    out = tmp_path / "m"
+    return _tiny_llama_gguf(tmp_path / "tiny.gguf"), text, tmp_path / "m"
+
+
+def test_export_and_perplexity_report(tmp_path, capsys):
+    gguf, text, out = _tiny_export_inputs(tmp_path)
     assert cli_main(["export-llm", str(gguf), "-o", str(out), "--sparsity", "none", "--delta-attention",
                      "--delta-threshold", "0.3", "--local-window", "4", "--calibration", str(text)]) == 0
     capsys.readouterr()
@@ -219,12 +223,7 @@ def test_delta_target_calibration_meets_its_estimate(tmp_path):
 
     import onnx
 
-    from test_llm_export import _tiny_llama_gguf
-
-    gguf = _tiny_llama_gguf(tmp_path / "tiny.gguf")
-    text = tmp_path / "text.txt"
-    text.write_text("the theory then the thesis " * 40, encoding="utf-8")
-    out = tmp_path / "m"
+    gguf, text, out = _tiny_export_inputs(tmp_path)
     assert cli_main(["export-llm", str(gguf), "-o", str(out), "--sparsity", "none", "--delta-attention",
                      "--delta-target", "0.3", "--local-window", "4", "--calibration", str(text)]) == 0
     model = onnx.load(str(out / "model.onnx"), load_external_data=False)
